@@ -1,0 +1,4 @@
+// The protocol layer's public surface: message types, validation, codec and errors.
+export * from './errors.js';
+export * from './messages.js';
+export * from './codec.js';

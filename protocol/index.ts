@@ -2,3 +2,5 @@
 export * from './errors.js';
 export * from './messages.js';
 export * from './codec.js';
+export * from './agent-connection.js';
+export * from './blob-stream.js';

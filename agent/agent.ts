@@ -1,0 +1,410 @@
+/**
+ * The daemon: one connection to the server, the tasks it holds (running, queued, or finished and
+ * waiting for the server's ack), and their journals.
+ */
+import { EventEmitter } from 'node:events';
+import {
+  AgentConnection,
+  PROTOCOL_VERSION,
+  type Hello,
+  type ServerMessageAfterWelcome,
+  type Task,
+  type Welcome,
+} from '../protocol/index.js';
+import { AgentHome, listWorkFolders, removeWorkFolder, TaskJournal } from '../workspace/index.js';
+import { DockerClient, type EngineInfo } from '../images/index.js';
+import type { AgentConfig } from './config.js';
+import type { Logger } from './logger.js';
+import { TaskOutbox } from './task-outbox.js';
+import { TaskRun } from './task-run.js';
+import { agentVersion } from './version.js';
+
+/** After SIGTERM and the grace period, how long results may take to be acknowledged. */
+const FINAL_ACK_WAIT_MS = 5000;
+
+interface HeldTask {
+  journal: TaskJournal;
+  outbox: TaskOutbox;
+  run: TaskRun | undefined;
+  done: Promise<void> | undefined;
+}
+
+export type AgentEvents = {
+  /** The agent has drained (and was asked to exit when drained), or stopped. */
+  exit: [];
+};
+
+export class Agent extends EventEmitter<AgentEvents> {
+  readonly config: AgentConfig;
+  readonly home: AgentHome;
+  readonly #logger: Logger;
+  readonly #docker: DockerClient;
+  readonly #connection: AgentConnection;
+  readonly #held = new Map<string, HeldTask>();
+  readonly #queue: string[] = [];
+  #engine: EngineInfo | undefined;
+  #running = 0;
+  #draining = false;
+  #drainedSent = false;
+
+  private constructor(config: AgentConfig, home: AgentHome, logger: Logger, docker: DockerClient) {
+    super();
+    this.config = config;
+    this.home = home;
+    this.#logger = logger;
+    this.#docker = docker;
+    this.#connection = new AgentConnection({
+      url: config.server,
+      token: config.token,
+      ...(config.ca === undefined ? {} : { caFile: config.ca }),
+      ...(config.serverCertSha256 === undefined ? {} : { certSha256: config.serverCertSha256 }),
+      allowInsecure: config.allowInsecure,
+      hello: () => this.#hello(),
+      logger,
+    });
+  }
+
+  get id(): string {
+    return this.home.agentId;
+  }
+
+  /** Opens the home, finds the engine, takes over what a previous run left, and dials out. */
+  static async start(config: AgentConfig, logger: Logger): Promise<Agent> {
+    const home = await AgentHome.open(config.home);
+    const agent = new Agent(config, home, logger, DockerClient.connect());
+    await agent.#probeEngine();
+    logger.info(`cuttle ${agentVersion()} starting`, {
+      agentId: home.agentId,
+      home: home.root,
+      server: config.server,
+      docker:
+        agent.#engine === undefined
+          ? 'unreachable'
+          : `${agent.#engine.version} (API ${agent.#engine.apiVersion})`,
+    });
+    await agent.#recover();
+    agent.#connection.on('welcome', (welcome) => agent.#onWelcome(welcome));
+    agent.#connection.on('message', (message) => agent.#onMessage(message));
+    agent.#connection.on('disconnected', (info) => {
+      logger.warn('disconnected from the server', { reason: info.reason, code: info.code });
+      for (const held of agent.#held.values()) held.outbox.disconnected();
+      void agent.#probeEngine();
+    });
+    agent.#connection.start();
+    return agent;
+  }
+
+  /** Stops as on SIGTERM: no new tasks, running steps get the grace period, then are cancelled. */
+  async shutdown(): Promise<void> {
+    this.#draining = true;
+    const graceMs = this.config.graceSeconds * 1000;
+    this.#logger.info('shutting down: no new tasks', {
+      running: this.#running,
+      graceSeconds: this.config.graceSeconds,
+    });
+    if (!(await this.#allSettled(graceMs))) {
+      this.#logger.warn('grace period over: cancelling the steps still running');
+      for (const id of this.#queue.splice(0)) this.#start(id, true);
+      for (const held of this.#held.values()) held.run?.cancel();
+      await Promise.all(
+        [...this.#held.values()].flatMap((h) => (h.done === undefined ? [] : [h.done])),
+      );
+    }
+    await this.#waitFor(() => this.#held.size === 0, FINAL_ACK_WAIT_MS);
+    await this.#connection.stop();
+    for (const held of this.#held.values()) await held.journal.close().catch(() => undefined);
+    this.#logger.info('stopped', { unacknowledgedTasks: this.#held.size });
+  }
+
+  async #allSettled(timeoutMs: number): Promise<boolean> {
+    return this.#waitFor(() => this.#running === 0 && this.#queue.length === 0, timeoutMs);
+  }
+
+  async #waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!condition()) {
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return true;
+  }
+
+  async #probeEngine(): Promise<void> {
+    try {
+      this.#engine = await this.#docker.engineInfo();
+    } catch (error) {
+      if (this.#engine !== undefined || !this.#warnedEngine) {
+        this.#logger.warn(
+          'the Docker engine cannot be reached; container tasks will fail with docker-unavailable',
+          {
+            error: error instanceof Error ? error.message : String(error),
+          },
+        );
+        this.#warnedEngine = true;
+      }
+      this.#engine = undefined;
+    }
+  }
+  #warnedEngine = false;
+
+  /** Takes over what a previous run of this agent left: journals, containers, work folders. */
+  async #recover(): Promise<void> {
+    const journals = await TaskJournal.loadAll(this.home.journalDir, (error) =>
+      this.#logger.error('a task journal cannot be read; it is left in place', {
+        path: error.path,
+        error: error.message,
+      }),
+    );
+    for (const journal of journals) {
+      const held = this.#hold(journal);
+      if (!journal.finished) {
+        // Reattaching to a step that outlived the agent is the reliability issue's work; until
+        // then the step is stopped and reported honestly, never silently dropped.
+        this.#logger.warn('a step was interrupted by the agent restart; reporting it as failed', {
+          taskId: journal.taskId,
+        });
+        held.done = this.#abandonInterrupted(journal);
+        await held.done;
+      }
+    }
+    if (this.#engine !== undefined) {
+      for (const container of await this.#docker.listContainers({ agentId: this.id })) {
+        this.#logger.info('removing a step container left by a previous run', {
+          containerId: container.id,
+          taskId: container.taskId,
+        });
+        await this.#docker.remove(container.id);
+      }
+    }
+    for (const folder of await listWorkFolders(this.home.workDir)) {
+      this.#logger.info('removing a step folder left by a previous run', { path: folder });
+      await removeWorkFolder(folder).catch((error: unknown) =>
+        this.#logger.warn('cannot remove a step folder left by a previous run', {
+          path: folder,
+          error: String(error),
+        }),
+      );
+    }
+  }
+
+  async #abandonInterrupted(journal: TaskJournal): Promise<void> {
+    const message =
+      'the agent restarted while this step ran; the step was stopped and its outcome is unknown';
+    await journal.append({ kind: 'log', stream: 'system', level: 'error', lines: [message] });
+    await journal.append({
+      kind: 'result',
+      outcome: 'error',
+      exitCode: null,
+      error: { code: 'internal', message },
+      durationMs: 0,
+    });
+    await journal.forgetVariables();
+  }
+
+  #hold(journal: TaskJournal): HeldTask {
+    const held: HeldTask = {
+      journal,
+      outbox: new TaskOutbox(journal, this.#connection, (error) =>
+        this.#logger.error(
+          'cannot send the events of a task; they stay in its journal until the next connection',
+          {
+            taskId: journal.taskId,
+            error: String(error),
+          },
+        ),
+      ),
+      run: undefined,
+      done: undefined,
+    };
+    this.#held.set(journal.taskId, held);
+    return held;
+  }
+
+  #hello(): Hello {
+    return {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      agent: { id: this.id, name: this.config.name, version: agentVersion() },
+      capacity: this.config.capacity,
+      capabilities: {
+        docker: this.#engine ?? null,
+        hostExecution: this.config.hostExecution,
+        shells: ['bash', 'sh'],
+        tools: [],
+      },
+      tasks: [...this.#held.values()].map((h) => ({
+        taskId: h.journal.taskId,
+        lastSeq: h.journal.lastSeq,
+        finished: h.journal.finished,
+      })),
+    };
+  }
+
+  #onWelcome(welcome: Welcome): void {
+    this.#logger.info('connected to the server', {
+      sessionId: welcome.sessionId,
+      resumed: welcome.resume.length,
+    });
+    const resume = new Map(welcome.resume.map((r) => [r.taskId, r.fromSeq]));
+    for (const [taskId, held] of this.#held) {
+      const fromSeq = resume.get(taskId);
+      if (fromSeq === undefined) {
+        this.#logger.warn('the server does not know this task; cancelling and forgetting it', {
+          taskId,
+        });
+        held.run?.cancel();
+        this.#queueRemove(taskId);
+        void this.#forget(taskId, held);
+        continue;
+      }
+      if (fromSeq - 1 < held.outbox.ackedSeq) {
+        this.#connection.send({
+          type: 'error',
+          code: 'invalid-message',
+          message: `welcome.resume: fromSeq ${fromSeq} is below what the server acknowledged (${held.outbox.ackedSeq}); re-sending from ${held.outbox.ackedSeq + 1}`,
+          ref: taskId,
+        });
+      }
+      held.outbox.resume(fromSeq);
+      if (held.outbox.complete) void this.#forget(taskId, held);
+    }
+    this.#maybeDrained();
+  }
+
+  #onMessage(message: ServerMessageAfterWelcome): void {
+    switch (message.type) {
+      case 'task':
+        void this.#onTask(message);
+        return;
+      case 'cancel': {
+        const held = this.#held.get(message.taskId);
+        if (held === undefined || held.journal.finished) return;
+        if (this.#queueRemove(message.taskId)) this.#start(message.taskId, true);
+        else held.run?.cancel();
+        return;
+      }
+      case 'ack': {
+        const held = this.#held.get(message.taskId);
+        if (held !== undefined && held.outbox.ack(message.seq))
+          void this.#forget(message.taskId, held);
+        return;
+      }
+      case 'drain':
+        this.#logger.info('the server asked the agent to drain');
+        this.#draining = true;
+        this.#maybeDrained();
+        return;
+      case 'error':
+        this.#logger.warn('the server reported an error', {
+          code: message.code,
+          message: message.message,
+          ref: message.ref,
+        });
+        return;
+      case 'blob-begin':
+      case 'blob-end':
+      case 'blob-missing':
+        this.#logger.debug('ignoring a blob message: no transfer was asked for', {
+          type: message.type,
+        });
+        return;
+    }
+  }
+
+  async #onTask(task: Task): Promise<void> {
+    const { taskId } = task;
+    if (this.#held.has(taskId)) {
+      this.#connection.send({ type: 'accepted', taskId });
+      return;
+    }
+    if (this.#draining) {
+      this.#connection.send({
+        type: 'rejected',
+        taskId,
+        code: 'draining',
+        message: 'this agent is draining and accepts no new task',
+      });
+      return;
+    }
+    let journal: TaskJournal;
+    try {
+      journal = await TaskJournal.create(this.home.journalDir, task);
+    } catch (error) {
+      const failure = error instanceof Error ? error.message : String(error);
+      this.#logger.error('cannot start a task journal', { taskId, error: failure });
+      this.#connection.send({
+        type: 'error',
+        code: 'workspace-error',
+        message: failure,
+        ref: taskId,
+      });
+      return;
+    }
+    const held = this.#hold(journal);
+    this.#connection.send({ type: 'accepted', taskId });
+    this.#logger.info('task accepted', { taskId, name: task.name });
+    held.outbox.resume(1);
+    if (this.#running < this.config.capacity) {
+      this.#start(taskId, false);
+    } else {
+      this.#queue.push(taskId);
+      await journal.append({ kind: 'state', state: 'queued' });
+      held.outbox.pump();
+    }
+  }
+
+  #start(taskId: string, cancelled: boolean): void {
+    const held = this.#held.get(taskId);
+    if (held === undefined) return;
+    const run = new TaskRun({
+      task: held.journal.task,
+      journal: held.journal,
+      outbox: held.outbox,
+      home: this.home,
+      docker: this.#engine === undefined ? undefined : this.#docker,
+      hostExecution: this.config.hostExecution,
+      logger: this.#logger,
+    });
+    if (cancelled) run.cancel();
+    held.run = run;
+    this.#running += 1;
+    held.done = run
+      .run()
+      .catch((error: unknown) => {
+        this.#logger.error('task run failed', { taskId, error: String(error) });
+      })
+      .finally(() => {
+        this.#running -= 1;
+        held.run = undefined;
+        this.#logger.info('task finished', { taskId });
+        const next = this.#queue.shift();
+        if (next !== undefined) this.#start(next, false);
+        this.#maybeDrained();
+      });
+  }
+
+  #queueRemove(taskId: string): boolean {
+    const index = this.#queue.indexOf(taskId);
+    if (index < 0) return false;
+    this.#queue.splice(index, 1);
+    return true;
+  }
+
+  async #forget(taskId: string, held: HeldTask): Promise<void> {
+    if (this.#held.get(taskId) !== held) return;
+    await held.done;
+    this.#held.delete(taskId);
+    await held.journal.remove();
+    this.#maybeDrained();
+  }
+
+  #maybeDrained(): void {
+    if (!this.#draining || this.#drainedSent || this.#held.size > 0 || this.#running > 0) return;
+    if (!this.#connection.connected) return;
+    this.#drainedSent = this.#connection.send({ type: 'drained' });
+    if (this.#drainedSent) {
+      this.#logger.info('drained: no task left');
+      if (this.config.exitWhenDrained) this.emit('exit');
+    }
+  }
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+/** The `cuttle` command: dispatches to a sub-command and turns errors into a clear line and exit code. */
+import { CuttleError } from '../protocol/index.js';
+import { agentCommand, configFromArgs } from './commands/agent-command.js';
+import { serverCommand } from './commands/server-command.js';
+import { submitCommand } from './commands/submit-command.js';
+import { tryCommand } from './commands/try-command.js';
+import { agentVersion } from './version.js';
+
+const USAGE = `usage: cuttle <command> [options]
+
+commands:
+  agent          run the worker agent daemon (see --help in the README for its flags)
+  config check   validate the agent configuration (same flags as agent) and print it, token redacted
+  try            run a demo step end to end: in-process reference server, agent, real container
+  server         run the reference server (--listen HOST:PORT --token T --data DIR)
+  submit FILE    submit a task to a reference server's HTTP API (--server URL --token T --follow)
+  version        print the version`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'agent':
+      return agentCommand(rest);
+    case 'config':
+      if (rest[0] !== 'check') break;
+      console.log(
+        JSON.stringify(
+          { ...configFromArgs(rest.slice(1), process.env), token: '<redacted>' },
+          null,
+          2,
+        ),
+      );
+      return 0;
+    case 'try':
+      return tryCommand();
+    case 'server':
+      return serverCommand(rest);
+    case 'submit':
+      return submitCommand(rest);
+    case 'version':
+    case '--version':
+      console.log(agentVersion());
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+  }
+  console.error(`cuttle: unknown command "${argv.join(' ')}"\n\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof CuttleError) {
+      console.error(`cuttle: ${error.message} [${error.code}]`);
+    } else {
+      console.error(
+        `cuttle: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
+    }
+    process.exit(1);
+  },
+);

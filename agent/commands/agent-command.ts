@@ -1,0 +1,80 @@
+/** `cuttle agent`: the daemon. */
+import { parseArgs } from 'node:util';
+import { withFlagErrors } from '../parse-flags.js';
+import { Agent } from '../agent.js';
+import { loadConfig, type AgentConfig } from '../config.js';
+import { createLogger } from '../logger.js';
+
+export const AGENT_FLAGS = {
+  config: { type: 'string' },
+  server: { type: 'string' },
+  token: { type: 'string' },
+  'token-file': { type: 'string' },
+  home: { type: 'string' },
+  name: { type: 'string' },
+  capacity: { type: 'string' },
+  'server-cert-sha256': { type: 'string' },
+  ca: { type: 'string' },
+  'allow-insecure': { type: 'boolean' },
+  'exit-when-drained': { type: 'boolean' },
+  'grace-seconds': { type: 'string' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  'host-execution': { type: 'boolean' },
+} as const;
+
+/** Reads the flags of `agent` (and `config check`) into a validated configuration. */
+export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): AgentConfig {
+  const { values } = withFlagErrors(AGENT_FLAGS, () =>
+    parseArgs({
+      args,
+      options: AGENT_FLAGS,
+      strict: true,
+      allowPositionals: false,
+    }),
+  );
+  return loadConfig({
+    ...(values.config === undefined ? {} : { file: values.config }),
+    env,
+    flags: {
+      server: values.server,
+      token: values.token,
+      tokenFile: values['token-file'],
+      home: values.home,
+      name: values.name,
+      capacity: values.capacity,
+      serverCertSha256: values['server-cert-sha256'],
+      ca: values.ca,
+      allowInsecure: values['allow-insecure'],
+      exitWhenDrained: values['exit-when-drained'],
+      graceSeconds: values['grace-seconds'],
+      logLevel: values['log-level'],
+      logFormat: values['log-format'],
+      hostExecution: values['host-execution'],
+    },
+  });
+}
+
+export async function agentCommand(args: string[]): Promise<number> {
+  const config = configFromArgs(args, process.env);
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  const agent = await Agent.start(config, logger);
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (why: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info(`${why}: stopping`);
+      agent.shutdown().then(
+        () => resolve(0),
+        (error: unknown) => {
+          logger.error('shutdown failed', { error: String(error) });
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    agent.once('exit', () => stop('drained'));
+  });
+}

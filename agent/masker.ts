@@ -1,0 +1,31 @@
+/**
+ * Replaces every occurrence of a sensitive value with ********. Values are matched longest first, so
+ * a secret that contains another secret is masked whole.
+ */
+export const MASK = '********';
+
+export class Masker {
+  #values = new Set<string>();
+  #pattern: RegExp | undefined;
+
+  add(value: string): void {
+    if (value === '' || this.#values.has(value)) return;
+    this.#values.add(value);
+    // Multi-line secrets are also masked line by line, since output is masked per line.
+    for (const line of value.split(/\r?\n/)) if (line !== '') this.#values.add(line);
+    const sorted = [...this.#values].sort((a, b) => b.length - a.length);
+    this.#pattern = new RegExp(sorted.map(escapeRegExp).join('|'), 'g');
+  }
+
+  get size(): number {
+    return this.#values.size;
+  }
+
+  mask(text: string): string {
+    return this.#pattern === undefined ? text : text.replace(this.#pattern, MASK);
+  }
+}
+
+function escapeRegExp(value: string): string {
+  return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

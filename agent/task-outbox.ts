@@ -1,0 +1,140 @@
+/**
+ * Sends one task's journal to the server with flow control: at most 512 events or 8 MiB in flight
+ * without an ack (PROTOCOL.md section 4). Events are read back from the journal on disk, so the
+ * agent's memory does not grow with a slow or absent server; only the journal on disk does, up to a
+ * limit past which the step's output is paused (never dropped).
+ */
+import { MAX_UNACKED_BYTES, MAX_UNACKED_EVENTS } from '../protocol/index.js';
+import type { TaskJournal } from '../workspace/index.js';
+
+/** What the outbox needs of the connection. */
+export interface EventChannel {
+  readonly connected: boolean;
+  sendText(text: string): Promise<void>;
+}
+
+export interface OutboxLimits {
+  maxEvents: number;
+  maxBytes: number;
+  /** Unacknowledged bytes in the journal past which producers wait. */
+  journalLimitBytes: number;
+}
+
+export const DEFAULT_OUTBOX_LIMITS: OutboxLimits = {
+  maxEvents: MAX_UNACKED_EVENTS,
+  maxBytes: MAX_UNACKED_BYTES,
+  journalLimitBytes: 1024 * 1024 * 1024,
+};
+
+export class TaskOutbox {
+  readonly journal: TaskJournal;
+  readonly #channel: EventChannel;
+  readonly #limits: OutboxLimits;
+  readonly #onError: (error: unknown) => void;
+  #acked = 0;
+  #next = 1;
+  #inFlightBytes = 0;
+  /** True once the server resumed (or was given) this task on the current connection. */
+  #live = false;
+  #pumping = false;
+  /** pump() was called while a send loop ran: run it once more when it ends. */
+  #again = false;
+  #roomWaiters: (() => void)[] = [];
+
+  constructor(
+    journal: TaskJournal,
+    channel: EventChannel,
+    onError: (error: unknown) => void,
+    limits: OutboxLimits = DEFAULT_OUTBOX_LIMITS,
+  ) {
+    this.journal = journal;
+    this.#onError = onError;
+    this.#channel = channel;
+    this.#limits = limits;
+  }
+
+  get ackedSeq(): number {
+    return this.#acked;
+  }
+
+  /** The result is in the journal and acknowledged: the task can be forgotten. */
+  get complete(): boolean {
+    return this.journal.finished && this.#acked >= this.journal.lastSeq;
+  }
+
+  /** Start (or restart, after a reconnect) sending from `fromSeq`. */
+  resume(fromSeq: number): void {
+    this.#acked = Math.max(this.#acked, Math.min(fromSeq - 1, this.journal.lastSeq));
+    this.#next = this.#acked + 1;
+    this.#inFlightBytes = 0;
+    this.#live = true;
+    this.#wakeProducers();
+    this.pump();
+  }
+
+  disconnected(): void {
+    this.#live = false;
+  }
+
+  /** A cumulative ack. Returns true when it completed the task. */
+  ack(seq: number): boolean {
+    const upTo = Math.min(seq, this.#next - 1);
+    if (upTo > this.#acked) {
+      for (let s = this.#acked + 1; s <= upTo; s++) this.#inFlightBytes -= this.journal.sizeOf(s);
+      this.#acked = upTo;
+      this.#wakeProducers();
+      this.pump();
+    }
+    return this.complete;
+  }
+
+  /** New events are in the journal. */
+  pump(): void {
+    if (!this.#live) return;
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    this.#again = false;
+    void this.#send().finally(() => {
+      this.#pumping = false;
+      if (this.#again) this.pump();
+    });
+  }
+
+  /** Resolves when the journal holds less unacknowledged output than its limit. */
+  async room(): Promise<void> {
+    while (this.journal.bytesAfter(this.#acked) >= this.#limits.journalLimitBytes) {
+      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+    }
+  }
+
+  async #send(): Promise<void> {
+    try {
+      while (
+        this.#live &&
+        this.#channel.connected &&
+        this.#next <= this.journal.lastSeq &&
+        this.#next - this.#acked - 1 < this.#limits.maxEvents &&
+        this.#inFlightBytes < this.#limits.maxBytes
+      ) {
+        const seq = this.#next;
+        const text = await this.journal.read(seq);
+        await this.#channel.sendText(text);
+        if (seq !== this.#next) return; // resumed meanwhile: that call restarts the loop
+        this.#next += 1;
+        this.#inFlightBytes += this.journal.sizeOf(seq);
+      }
+    } catch (error) {
+      // Sending stops until the next welcome resumes from its fromSeq. A connection that went away
+      // is expected; anything else (the journal could not be read) is reported.
+      this.#live = false;
+      if (this.#channel.connected) this.#onError(error);
+    }
+  }
+
+  #wakeProducers(): void {
+    for (const wake of this.#roomWaiters.splice(0)) wake();
+  }
+}

@@ -1,0 +1,375 @@
+/**
+ * One task from `preparing` to its `result`: image, work folder, container, output, cleanup.
+ * Every outcome ends in exactly one `result` event, and the container and work folder are removed
+ * whatever happened.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  asCuttleError,
+  CuttleError,
+  isErrorCode,
+  MAX_LOG_LINE_BYTES,
+  type EventBody,
+  type LogLevel,
+  type Outcome,
+  type Task,
+  type TaskState,
+} from '../protocol/index.js';
+import {
+  createWorkFolder,
+  removeWorkFolder,
+  type AgentHome,
+  type TaskJournal,
+} from '../workspace/index.js';
+import {
+  ImageNotFoundError,
+  ImagePullFailedError,
+  tarContext,
+  type DockerClient,
+} from '../images/index.js';
+import type { Logger } from './logger.js';
+import { Masker } from './masker.js';
+import { OutputTail } from './output-tail.js';
+import { writeStepFiles } from './step-files.js';
+import { TaskLog } from './task-log.js';
+import type { TaskOutbox } from './task-outbox.js';
+
+/** SIGTERM first, SIGKILL this much later (PROTOCOL.md section 3). */
+const STOP_GRACE_SECONDS = 10;
+
+export interface TaskRunContext {
+  task: Task;
+  journal: TaskJournal;
+  outbox: TaskOutbox;
+  home: AgentHome;
+  /** undefined when the engine cannot be reached. */
+  docker: DockerClient | undefined;
+  hostExecution: boolean;
+  logger: Logger;
+}
+
+type StopReason = 'cancelled' | 'timeout';
+
+export class TaskRun {
+  readonly #ctx: TaskRunContext;
+  readonly #masker = new Masker();
+  readonly #log: TaskLog;
+  #stopReason: StopReason | undefined;
+  #stopStep: (() => Promise<void>) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #workFolder: string | undefined;
+  #containerId: string | undefined;
+
+  constructor(ctx: TaskRunContext) {
+    this.#ctx = ctx;
+    for (const variable of ctx.task.variables)
+      if (variable.sensitive) this.#masker.add(variable.value);
+    const password = ctx.task.container?.feed?.password;
+    if (password !== undefined) this.#masker.add(password);
+    this.#log = new TaskLog((body) => this.#append(body), this.#masker);
+  }
+
+  get taskId(): string {
+    return this.#ctx.task.taskId;
+  }
+
+  /** The server cancelled the task. Safe to call at any time, and more than once. */
+  cancel(): void {
+    this.#stop('cancelled');
+  }
+
+  async run(): Promise<void> {
+    const started = Date.now();
+    const { task } = this.#ctx;
+    let outcome: Outcome = 'error';
+    let exitCode: number | null = null;
+    let failure: CuttleError | undefined;
+    await this.#state('preparing');
+    if (task.timeoutMs !== undefined) {
+      this.#timer = setTimeout(() => this.#stop('timeout'), task.timeoutMs);
+    }
+    try {
+      exitCode = await this.#execute();
+      outcome = this.#stopReason ?? (exitCode === 0 ? 'success' : 'failure');
+    } catch (error) {
+      if (this.#stopReason !== undefined) {
+        outcome = this.#stopReason;
+      } else {
+        failure = asCuttleError(error);
+        await this.#log.system('error', failure.message).catch(() => undefined);
+      }
+    } finally {
+      clearTimeout(this.#timer);
+    }
+    if (this.#stopReason !== undefined && outcome !== 'success') {
+      outcome = this.#stopReason;
+      await this.#log
+        .system(
+          'warning',
+          this.#stopReason === 'timeout'
+            ? `the step exceeded its timeout of ${task.timeoutMs ?? 0} ms and was stopped`
+            : 'the step was cancelled',
+        )
+        .catch(() => undefined);
+    }
+    await this.#cleanup();
+    await this.#append({
+      kind: 'result',
+      outcome,
+      exitCode,
+      ...(outcome === 'error' && failure !== undefined
+        ? {
+            error: {
+              code: isErrorCode(failure.code) ? failure.code : 'internal',
+              message: this.#masker.mask(failure.message),
+            },
+          }
+        : {}),
+      durationMs: Date.now() - started,
+    });
+    await this.#ctx.journal.forgetVariables().catch(() => undefined);
+  }
+
+  /** Runs the step and returns its exit code; throws CuttleError for anything that stops it. */
+  async #execute(): Promise<number> {
+    const { task, docker } = this.#ctx;
+    if (task.container === undefined) {
+      if (!this.#ctx.hostExecution) {
+        throw new CuttleError(
+          'host-execution-forbidden',
+          'this task has no container and this worker does not run steps on its host; give the task a container, or set hostExecution: true in the agent configuration',
+        );
+      }
+      return this.#runOnHost();
+    }
+    if (docker === undefined) {
+      throw new CuttleError(
+        'docker-unavailable',
+        'this worker cannot reach its Docker engine (DOCKER_HOST or /var/run/docker.sock); start the engine, or give the agent access to its socket',
+      );
+    }
+    const image = await this.#resolveImage(docker);
+    this.#throwIfStopped();
+    const summary = await docker.imageExists(image);
+    if (summary !== undefined && (summary.entrypoint !== null || summary.cmd !== null)) {
+      await this.#log.system(
+        'verbose',
+        `the image ${image} defines ${[summary.entrypoint !== null ? `ENTRYPOINT ${JSON.stringify(summary.entrypoint)}` : '', summary.cmd !== null ? `CMD ${JSON.stringify(summary.cmd)}` : ''].filter(Boolean).join(' and ')}; cuttle runs the step script instead`,
+      );
+    }
+    const workFolder = await this.#createWorkFolder();
+    const files = await writeStepFiles(workFolder, task);
+    this.#throwIfStopped();
+    const containerId = await docker.createStepContainer({
+      image,
+      agentId: this.#ctx.home.agentId,
+      taskId: task.taskId,
+      workFolder,
+      command: ['/bin/sh', files.launcher],
+    });
+    this.#containerId = containerId;
+    this.#ctx.logger.debug('step container created', { taskId: task.taskId, containerId });
+    this.#stopStep = () => docker.stop(containerId, { timeoutSeconds: STOP_GRACE_SECONDS });
+    await this.#state('running');
+    return this.#follow(files, async () => {
+      await docker.start(containerId);
+      if (this.#stopReason !== undefined) await this.#stopStep?.();
+      return (await docker.wait(containerId)).exitCode;
+    });
+  }
+
+  async #runOnHost(): Promise<number> {
+    const workFolder = await this.#createWorkFolder();
+    const files = await writeStepFiles(workFolder, this.#ctx.task);
+    this.#throwIfStopped();
+    await this.#state('running');
+    return this.#follow(
+      files,
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const child = spawn('/bin/sh', [files.launcher], { cwd: workFolder, stdio: 'ignore' });
+          this.#stopStep = () => {
+            child.kill('SIGTERM');
+            setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_SECONDS * 1000).unref();
+            return Promise.resolve();
+          };
+          child.once('error', (error) =>
+            reject(
+              new CuttleError('internal', `cannot start /bin/sh on the host: ${error.message}`, {
+                cause: error,
+              }),
+            ),
+          );
+          child.once('exit', (code, signal) =>
+            resolve(code ?? (signal === null ? 1 : 128 + signalNumber(signal))),
+          );
+        }),
+    );
+  }
+
+  /** Follows stdout and stderr while `execute` runs, then reads what is left. */
+  async #follow(
+    files: { stdout: string; stderr: string },
+    execute: () => Promise<number>,
+  ): Promise<number> {
+    const level = (): LogLevel => 'info';
+    const maxPendingChars = MAX_LOG_LINE_BYTES;
+    const stdout = new OutputTail(files.stdout, { maxPendingChars });
+    const stderr = new OutputTail(files.stderr, { maxPendingChars });
+    const reading = Promise.all([
+      stdout.run(this.#log.sink('stdout', level)),
+      stderr.run(this.#log.sink('stderr', level)),
+    ]);
+    let exitCode: number;
+    try {
+      exitCode = await execute();
+    } finally {
+      stdout.finish();
+      stderr.finish();
+      await reading;
+    }
+    return exitCode;
+  }
+
+  async #resolveImage(docker: DockerClient): Promise<string> {
+    const container = this.#ctx.task.container;
+    if (container === undefined) throw new CuttleError('internal', 'no container');
+    if (container.image !== undefined)
+      return this.#pull(docker, container.image, container.pullPolicy);
+    if (container.dockerfile !== undefined) return this.#buildInline(docker, container.dockerfile);
+    throw new CuttleError(
+      'image-build-failed',
+      'building an image from a Git URL is not supported by this agent version yet; use container.image or container.dockerfile',
+    );
+  }
+
+  async #pull(
+    docker: DockerClient,
+    image: string,
+    policy: 'always' | 'if-not-present' | 'never',
+  ): Promise<string> {
+    const cached = await docker.imageExists(image);
+    if (policy === 'never' || (policy === 'if-not-present' && cached !== undefined)) {
+      if (cached === undefined) {
+        throw new CuttleError(
+          'image-not-found',
+          `the image ${image} is not on this worker and the pull policy is "never"; pull it on the worker, or use pullPolicy "if-not-present"`,
+        );
+      }
+      return image;
+    }
+    await this.#state('pulling');
+    await this.#append({
+      kind: 'progress',
+      activity: 'pull',
+      message: `pulling ${image}`,
+      percent: 0,
+    });
+    await this.#log.system('info', `pulling ${image} (pull policy ${policy})`);
+    try {
+      await docker.pullImage(image);
+    } catch (error) {
+      if (
+        error instanceof ImagePullFailedError &&
+        !(error instanceof ImageNotFoundError) &&
+        cached !== undefined &&
+        policy === 'always'
+      ) {
+        await this.#log.system(
+          'warning',
+          `cannot pull ${image} (${error.message}); using the image already on this worker`,
+        );
+        return image;
+      }
+      throw error;
+    }
+    await this.#log.system('info', `pulled ${image}`);
+    return image;
+  }
+
+  async #buildInline(docker: DockerClient, dockerfile: string): Promise<string> {
+    const tag = `cuttle-build:${createHash('sha256').update(dockerfile).digest('hex').slice(0, 32)}`;
+    if ((await docker.imageExists(tag)) !== undefined) {
+      await this.#log.system('verbose', `using ${tag}, built earlier from the same Dockerfile`);
+      return tag;
+    }
+    await this.#state('building');
+    await this.#append({ kind: 'progress', activity: 'build', message: `building ${tag}` });
+    await this.#log.system('info', `building the step image from its inline Dockerfile as ${tag}`);
+    const lines: string[] = [];
+    await docker.buildImage({
+      tag,
+      context: await tarContext([{ name: 'Dockerfile', content: dockerfile }]),
+      labels: { 'dev.cuttle.agent': this.#ctx.home.agentId },
+      onOutput: (line) => lines.push(line),
+    });
+    await this.#log.system('verbose', ...lines);
+    return tag;
+  }
+
+  async #createWorkFolder(): Promise<string> {
+    this.#workFolder = await createWorkFolder(this.#ctx.home.workDir, this.#ctx.task.taskId);
+    return this.#workFolder;
+  }
+
+  async #cleanup(): Promise<void> {
+    if (this.#containerId === undefined && this.#workFolder === undefined) return;
+    await this.#state('cleaning').catch(() => undefined);
+    const { docker, logger, task } = this.#ctx;
+    if (this.#containerId !== undefined && docker !== undefined) {
+      await docker.remove(this.#containerId).catch((error: unknown) => {
+        logger.warn('cannot remove the step container', {
+          taskId: task.taskId,
+          containerId: this.#containerId,
+          error: String(error),
+        });
+      });
+    }
+    if (this.#workFolder !== undefined) {
+      await removeWorkFolder(this.#workFolder).catch(async (error: unknown) => {
+        logger.warn('cannot remove the step folder', { taskId: task.taskId, error: String(error) });
+        await this.#log
+          .system('warning', `cannot remove the step folder ${this.#workFolder ?? ''}`)
+          .catch(() => undefined);
+      });
+    }
+  }
+
+  #stop(reason: StopReason): void {
+    if (this.#stopReason !== undefined) return;
+    this.#stopReason = reason;
+    void this.#stopStep?.().catch((error: unknown) => {
+      this.#ctx.logger.warn('cannot stop the step', { taskId: this.taskId, error: String(error) });
+    });
+  }
+
+  #throwIfStopped(): void {
+    if (this.#stopReason !== undefined) {
+      throw new CuttleError(
+        'internal',
+        `the task was ${this.#stopReason === 'timeout' ? 'timed out' : 'cancelled'} before its step started`,
+      );
+    }
+  }
+
+  async #state(state: TaskState): Promise<void> {
+    await this.#append({ kind: 'state', state });
+  }
+
+  async #append(body: EventBody): Promise<void> {
+    await this.#ctx.outbox.room();
+    await this.#ctx.journal.append(body);
+    this.#ctx.outbox.pump();
+  }
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  const numbers: Partial<Record<NodeJS.Signals, number>> = {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGKILL: 9,
+    SIGTERM: 15,
+  };
+  return numbers[signal] ?? 0;
+}

@@ -1,0 +1,44 @@
+import type Docker from 'dockerode';
+import { containerLabels } from './labels.js';
+
+/** What the agent asks for when it runs one step in an execution container. */
+export interface StepContainerSpec {
+  image: string;
+  agentId: string;
+  taskId: string;
+  /** Absolute host path, bind-mounted at the same path and used as the working directory. */
+  workFolder: string;
+  /** The agent's launcher, e.g. ['/bin/sh', '<workFolder>/.cuttle/launch.sh']. */
+  command: string[];
+  env?: string[];
+  /** More `host:container[:options]` binds, e.g. from the step's container options. */
+  extraBinds?: string[];
+  user?: string;
+}
+
+export function toCreateOptions(spec: StepContainerSpec): Docker.ContainerCreateOptions {
+  return {
+    Image: spec.image,
+    // What `docker run --entrypoint ""` sends: the engine then runs Cmd alone. Unset or null would
+    // inherit the image's ENTRYPOINT (`[]` also works on Docker 20.10; `['']` is the CLI's form).
+    Entrypoint: [''],
+    Cmd: spec.command,
+    Env: spec.env ?? [],
+    WorkingDir: spec.workFolder,
+    ...(spec.user === undefined ? {} : { User: spec.user }),
+    Labels: containerLabels(spec.agentId, spec.taskId),
+    Tty: false,
+    OpenStdin: false,
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    HostConfig: {
+      Binds: [`${spec.workFolder}:${spec.workFolder}`, ...(spec.extraBinds ?? [])],
+      // The step writes its output to files in the work folder; the default json-file driver
+      // would be slow and would put secrets on the engine's disk.
+      LogConfig: { Type: 'none', Config: {} },
+      // The agent removes containers itself, so it can reattach to them after its own restart.
+      AutoRemove: false,
+    },
+  };
+}

@@ -1,0 +1,217 @@
+/**
+ * Blob transfer (PROTOCOL.md section 6), shared by the agent and the server: a receiver that
+ * streams incoming transfers to temp files and verifies them, and a sender that streams a file as
+ * `blob-begin`, binary frames and `blob-end`. Neither side ever holds a whole blob in memory.
+ */
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { rename, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { encodeBlobFrame } from './codec.js';
+import { BlobCorruptError, CuttleError, InvalidMessageError } from './errors.js';
+import { MAX_BLOB_CHUNK_BYTES, type BlobBegin, type BlobEnd } from './messages.js';
+
+export interface ReceivedBlob {
+  path: string;
+  sha256: string;
+  size: number;
+}
+
+interface OpenTransfer {
+  readonly begin: BlobBegin;
+  readonly destinationPath: string;
+  readonly tempPath: string;
+  readonly stream: WriteStream;
+  readonly hash: Hash;
+  received: number;
+  failure: Error | undefined;
+}
+
+/** Tracks the incoming transfers of one connection; `abortAll` when that connection ends. */
+export class BlobReceiver {
+  readonly #open = new Map<number, OpenTransfer>();
+
+  /** Transfers begun and not yet ended or aborted. */
+  get openTransfers(): number[] {
+    return [...this.#open.keys()];
+  }
+
+  /**
+   * Starts a transfer. The temp file sits beside `destinationPath`, so the final rename stays on
+   * one file system and a half-written blob is never visible under its final name.
+   */
+  begin(message: BlobBegin, destinationPath: string): void {
+    if (this.#open.has(message.transfer)) {
+      throw new InvalidMessageError(
+        'invalid-message',
+        `blob transfer ${message.transfer} is already open`,
+        String(message.transfer),
+      );
+    }
+    // Synchronous so that chunks arriving right after `begin` always find their transfer.
+    mkdirSync(dirname(destinationPath), { recursive: true });
+    const tempPath = `${destinationPath}.${message.transfer}-${randomBytes(4).toString('hex')}.part`;
+    const stream = createWriteStream(tempPath, { flags: 'wx', mode: 0o600 });
+    const open: OpenTransfer = {
+      begin: message,
+      destinationPath,
+      tempPath,
+      stream,
+      hash: createHash('sha256'),
+      received: 0,
+      failure: undefined,
+    };
+    stream.on('error', (error) => {
+      open.failure = error;
+    });
+    this.#open.set(message.transfer, open);
+  }
+
+  /**
+   * Writes one chunk. Resolves at once unless the file stream is above its high-water mark, in
+   * which case it resolves when it drains: a caller that awaits it slows the sender down.
+   */
+  chunk(transfer: number, data: Uint8Array): Promise<void> {
+    const open = this.#get(transfer);
+    open.received += data.byteLength;
+    // Past the announced size the blob is corrupt whatever follows: stop writing, report at end.
+    if (open.received > open.begin.size || open.failure !== undefined) return Promise.resolve();
+    open.hash.update(data);
+    if (open.stream.write(data)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        open.stream.off('drain', done);
+        open.stream.off('close', done);
+        resolve();
+      };
+      open.stream.on('drain', done);
+      open.stream.on('close', done);
+    });
+  }
+
+  /**
+   * Ends a transfer: checks size and SHA-256 and renames the file into place, or removes it and
+   * rejects with BlobCorruptError.
+   */
+  async end(transfer: number): Promise<ReceivedBlob> {
+    const open = this.#get(transfer);
+    this.#open.delete(transfer);
+    await closeStream(open.stream);
+    const { begin } = open;
+    if (open.failure !== undefined) {
+      await removeQuietly(open.tempPath);
+      throw new CuttleError('internal', `blob transfer ${transfer} could not be written`, {
+        cause: open.failure,
+      });
+    }
+    const sha256 = open.received > begin.size ? '' : open.hash.digest('hex');
+    if (open.received !== begin.size || sha256 !== begin.sha256) {
+      await removeQuietly(open.tempPath);
+      throw new BlobCorruptError(
+        `blob transfer ${transfer}: expected ${begin.size} bytes with SHA-256 ${begin.sha256}, ` +
+          `received ${open.received} bytes` +
+          (sha256 === '' ? '' : ` with SHA-256 ${sha256}`),
+      );
+    }
+    try {
+      await rename(open.tempPath, open.destinationPath);
+    } catch (error) {
+      await removeQuietly(open.tempPath);
+      throw new CuttleError('internal', `blob transfer ${transfer} could not be stored`, {
+        cause: error,
+      });
+    }
+    return { path: open.destinationPath, sha256, size: begin.size };
+  }
+
+  /** Drops one transfer and its temp file. Unknown transfers are ignored. */
+  async abort(transfer: number): Promise<void> {
+    const open = this.#open.get(transfer);
+    if (open === undefined) return;
+    this.#open.delete(transfer);
+    open.stream.destroy();
+    await closeStream(open.stream);
+    await removeQuietly(open.tempPath);
+  }
+
+  /** On disconnect: cut transfers are sent again from the start (section 6), so drop them all. */
+  async abortAll(): Promise<void> {
+    await Promise.all([...this.#open.keys()].map((transfer) => this.abort(transfer)));
+  }
+
+  #get(transfer: number): OpenTransfer {
+    const open = this.#open.get(transfer);
+    if (open === undefined) {
+      throw new InvalidMessageError(
+        'invalid-message',
+        `unknown blob transfer ${transfer}`,
+        String(transfer),
+      );
+    }
+    return open;
+  }
+}
+
+function closeStream(stream: WriteStream): Promise<void> {
+  if (stream.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    // Errors were already recorded by the transfer's own listener; here we only wait for the fd.
+    stream.once('close', () => resolve());
+    if (!stream.writableEnded && !stream.destroyed) stream.end();
+  });
+}
+
+async function removeQuietly(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch {
+    // Already gone, or never created: nothing left to clean up.
+  }
+}
+
+export interface SendBlobOptions {
+  transfer: number;
+  path: string;
+  /** What `blob-begin` announces; the receiver checks the content against it. */
+  sha256: string;
+  size: number;
+  sendText: (message: BlobBegin | BlobEnd) => Promise<void>;
+  sendBinary: (frame: Buffer) => Promise<void>;
+}
+
+/**
+ * Streams a file as one transfer. Awaiting each send lets the transport's backpressure pace the
+ * file reads. The content is sent as it is on disk: if it no longer matches `sha256`, the
+ * receiver answers `blob-corrupt`.
+ */
+export async function sendBlob(options: SendBlobOptions): Promise<void> {
+  const { transfer } = options;
+  await options.sendText({
+    type: 'blob-begin',
+    transfer,
+    sha256: options.sha256,
+    size: options.size,
+  });
+  const stream = createReadStream(options.path, { highWaterMark: MAX_BLOB_CHUNK_BYTES });
+  try {
+    for await (const chunk of stream) {
+      if (!Buffer.isBuffer(chunk)) throw new CuttleError('internal', 'file stream gave text');
+      await options.sendBinary(encodeBlobFrame(transfer, chunk));
+    }
+  } finally {
+    stream.destroy();
+  }
+  await options.sendText({ type: 'blob-end', transfer });
+}
+
+/** SHA-256 (lower-case hex) and size of a file, read as a stream. */
+export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path)) {
+    if (!Buffer.isBuffer(chunk)) throw new CuttleError('internal', 'file stream gave text');
+    hash.update(chunk);
+    size += chunk.byteLength;
+  }
+  return { sha256: hash.digest('hex'), size };
+}

@@ -1,0 +1,121 @@
+/**
+ * The reference server's files under its data folder:
+ *
+ *   tasks/<taskId>/task.json      the task as submitted and where it stands (written whole, by rename)
+ *   tasks/<taskId>/events.jsonl   every stored event, one JSON object a line, in seq order
+ *   artifacts/<sha256>            artifacts received from agents, content-addressed
+ *   blobs/<sha256>                packages and tool bundles the server can send, content-addressed
+ *
+ * Both task files are readable by the server's user alone: a task may carry sensitive variables.
+ */
+import { randomBytes } from 'node:crypto';
+import { appendFile, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { eventSchema, rejectedSchema, taskSchema, type TaskEvent } from '../messages.js';
+import { TASK_STATUSES, type PersistedTask } from './task-record.js';
+
+const persistedTaskSchema = z.object({
+  task: taskSchema,
+  status: z.enum(TASK_STATUSES),
+  agentId: z.string().optional(),
+  submittedAt: z.string(),
+  cancelRequested: z.boolean().default(false),
+  rejected: rejectedSchema.optional(),
+});
+
+export interface LoadedTask {
+  persisted: PersistedTask;
+  events: TaskEvent[];
+}
+
+export class TaskStore {
+  constructor(readonly dataDir: string) {}
+
+  taskDir(taskId: string): string {
+    return join(this.dataDir, 'tasks', taskId);
+  }
+
+  artifactPath(sha256: string): string {
+    return join(this.dataDir, 'artifacts', sha256);
+  }
+
+  blobPath(sha256: string): string {
+    return join(this.dataDir, 'blobs', sha256);
+  }
+
+  async init(): Promise<void> {
+    for (const folder of ['tasks', 'artifacts', 'blobs']) {
+      await mkdir(join(this.dataDir, folder), { recursive: true, mode: 0o700 });
+    }
+  }
+
+  /** Written to a temp file and renamed, so a crash never leaves half a task.json. */
+  async saveTask(persisted: PersistedTask): Promise<void> {
+    const dir = this.taskDir(persisted.task.taskId);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const temp = join(dir, `task.json.${randomBytes(4).toString('hex')}.tmp`);
+    await writeFile(temp, JSON.stringify(persisted, null, 2) + '\n', { mode: 0o600 });
+    await rename(temp, join(dir, 'task.json'));
+  }
+
+  async appendEvent(event: TaskEvent): Promise<void> {
+    const dir = this.taskDir(event.taskId);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await appendFile(join(dir, 'events.jsonl'), JSON.stringify(event) + '\n', { mode: 0o600 });
+  }
+
+  /**
+   * Every task found on disk. Events are read up to the first line that does not parse or does
+   * not follow its predecessor: a crash mid-append leaves at most one torn last line.
+   */
+  async loadTasks(): Promise<LoadedTask[]> {
+    let ids: string[];
+    try {
+      ids = await readdir(join(this.dataDir, 'tasks'));
+    } catch {
+      return [];
+    }
+    const loaded: LoadedTask[] = [];
+    for (const id of ids.sort()) {
+      const persisted = await readJson(join(this.taskDir(id), 'task.json'));
+      const parsed = persistedTaskSchema.safeParse(persisted);
+      if (!parsed.success || parsed.data.task.taskId !== id) continue;
+      loaded.push({ persisted: parsed.data, events: await this.#loadEvents(id) });
+    }
+    return loaded;
+  }
+
+  async #loadEvents(taskId: string): Promise<TaskEvent[]> {
+    let text: string;
+    try {
+      text = await readFile(join(this.taskDir(taskId), 'events.jsonl'), 'utf8');
+    } catch {
+      return [];
+    }
+    const events: TaskEvent[] = [];
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      const event = eventSchema.safeParse(parseJsonLine(line));
+      if (!event.success || event.data.seq !== events.length + 1) break;
+      events.push(event.data);
+    }
+    return events;
+  }
+}
+
+async function readJson(path: string): Promise<unknown> {
+  try {
+    return parseJsonLine(await readFile(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function parseJsonLine(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseTask } from '../../protocol/index.js';
+import { TaskJournal, WorkspaceError } from '../../workspace/index.js';
+
+const task = parseTask({
+  type: 'task',
+  taskId: 'T-1',
+  script: { syntax: 'sh', body: 'true' },
+  variables: [{ name: 'Password', value: 'hunter2', sensitive: true }],
+});
+
+describe('TaskJournal', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cuttle-journal-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('numbers events from 1 and reads back the exact text that was written', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    const first = await journal.append({ kind: 'state', state: 'preparing' });
+    const second = await journal.append({
+      kind: 'log',
+      stream: 'stdout',
+      level: 'info',
+      lines: ['héllo'],
+    });
+    assert.equal(first.event.seq, 1);
+    assert.equal(second.event.seq, 2);
+    assert.equal(await journal.read(2), second.text);
+    assert.equal(journal.sizeOf(2), Buffer.byteLength(second.text));
+    await assert.rejects(journal.read(3), WorkspaceError);
+    await journal.close();
+  });
+
+  it('keeps its files readable by the agent user alone', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    assert.equal((await stat(join(journal.dir, 'task.json'))).mode & 0o777, 0o600);
+    assert.equal((await stat(join(journal.dir, 'events.ndjson'))).mode & 0o777, 0o600);
+    await journal.close();
+  });
+
+  it('survives a restart, and drops a torn last record', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    await journal.append({ kind: 'state', state: 'preparing' });
+    const kept = await journal.append({ kind: 'state', state: 'running' });
+    await journal.close();
+    await appendFile(
+      join(journal.dir, 'events.ndjson'),
+      '{"type":"event","taskId":"T-1","seq":3,"ti',
+    );
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.ok(loaded);
+    assert.equal(loaded.lastSeq, 2);
+    assert.equal(await loaded.read(2), kept.text);
+    const next = await loaded.append({ kind: 'state', state: 'cleaning' });
+    assert.equal(next.event.seq, 3);
+    assert.equal(await loaded.read(3), next.text);
+    assert.equal(loaded.finished, false);
+    await loaded.close();
+  });
+
+  it('knows a finished task, and forgets its variables once the step ended', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    await journal.append({ kind: 'result', outcome: 'success', exitCode: 0, durationMs: 5 });
+    assert.equal(journal.finished, true);
+    await assert.rejects(journal.append({ kind: 'state', state: 'running' }), WorkspaceError);
+    await journal.forgetVariables();
+    const onDisk = await readFile(join(journal.dir, 'task.json'), 'utf8');
+    assert.ok(!onDisk.includes('hunter2'), 'no secret stays on disk after the step');
+    await journal.close();
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.equal(loaded?.finished, true);
+    await loaded?.remove();
+    await assert.rejects(stat(join(dir, 'T-1')));
+  });
+
+  it('reports an unreadable journal without failing the others', async () => {
+    const good = await TaskJournal.create(dir, task);
+    await good.close();
+    const broken = await TaskJournal.create(dir, { ...task, taskId: 'T-2' });
+    await broken.close();
+    await appendFile(join(broken.dir, 'task.json'), 'garbage');
+    const errors: WorkspaceError[] = [];
+    const loaded = await TaskJournal.loadAll(dir, (error) => errors.push(error));
+    assert.deepEqual(
+      loaded.map((j) => j.taskId),
+      ['T-1'],
+    );
+    assert.equal(errors.length, 1);
+    for (const journal of loaded) await journal.close();
+  });
+});

@@ -1,0 +1,5 @@
+// The workspace layer's public surface: the agent's home folder and everything kept in it.
+export * from './workspace-error.js';
+export * from './agent-home.js';
+export * from './work-folder.js';
+export * from './task-journal.js';

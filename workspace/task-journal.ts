@@ -1,0 +1,245 @@
+/**
+ * A task's journal: the task itself and every event it produced, appended to disk before the event
+ * is sent, so nothing is lost when the connection drops or the agent restarts.
+ *
+ * Format: `events.ndjson`, one event per line as the exact JSON text that is sent (a re-sent event
+ * is byte-for-byte the first one). JSON.stringify never emits a raw newline, so a line is a frame;
+ * a torn last line (no newline, or not valid JSON) is detected at load and cut off. Appends are not
+ * fsynced per event: the page cache survives a crash or kill -9 of the agent, which is the failure
+ * this guards against; a power loss may lose the unsynced tail.
+ */
+import { open, mkdir, readFile, readdir, rm, writeFile, rename, truncate } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  eventSchema,
+  parseTask,
+  taskIdSchema,
+  type EventBody,
+  type Task,
+  type TaskEvent,
+} from '../protocol/index.js';
+import { describe, isNotFound } from './agent-home.js';
+import { WorkspaceError } from './workspace-error.js';
+
+const TASK_FILE = 'task.json';
+const EVENTS_FILE = 'events.ndjson';
+
+export interface JournalEntry {
+  readonly event: TaskEvent;
+  /** The exact text to send. */
+  readonly text: string;
+}
+
+export class TaskJournal {
+  readonly taskId: string;
+  readonly dir: string;
+  #task: Task;
+  #handle: FileHandle;
+  /** offsets[i] is where event seq i+1 starts; offsets[lastSeq] is the file's end. */
+  #offsets: number[];
+  #finished: boolean;
+  #chain: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    dir: string,
+    task: Task,
+    handle: FileHandle,
+    offsets: number[],
+    finished: boolean,
+  ) {
+    this.dir = dir;
+    this.taskId = task.taskId;
+    this.#task = task;
+    this.#handle = handle;
+    this.#offsets = offsets;
+    this.#finished = finished;
+  }
+
+  get task(): Task {
+    return this.#task;
+  }
+
+  get lastSeq(): number {
+    return this.#offsets.length - 1;
+  }
+
+  /** True once a `result` event is in the journal. */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** Starts a journal for a newly accepted task. The task file holds variables: 0600. */
+  static async create(journalDir: string, task: Task): Promise<TaskJournal> {
+    const dir = join(journalDir, task.taskId);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await writeAtomically(join(dir, TASK_FILE), JSON.stringify(task));
+      const handle = await open(join(dir, EVENTS_FILE), 'w+', 0o600);
+      return new TaskJournal(dir, task, handle, [0], false);
+    } catch (error) {
+      throw new WorkspaceError(
+        `cannot create the journal of task ${task.taskId}: ${describe(error)}`,
+        dir,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+
+  /** Loads every journal left in the folder (after a restart). Unreadable ones are reported, not fatal. */
+  static async loadAll(
+    journalDir: string,
+    onBroken: (error: WorkspaceError) => void,
+  ): Promise<TaskJournal[]> {
+    const journals: TaskJournal[] = [];
+    for (const name of await readdir(journalDir)) {
+      if (!taskIdSchema.safeParse(name).success) continue;
+      try {
+        journals.push(await TaskJournal.load(join(journalDir, name)));
+      } catch (error) {
+        onBroken(
+          error instanceof WorkspaceError
+            ? error
+            : new WorkspaceError(`cannot load the journal ${name}: ${describe(error)}`, name, {
+                cause: error,
+              }),
+        );
+      }
+    }
+    return journals;
+  }
+
+  static async load(dir: string): Promise<TaskJournal> {
+    const task = parseTask(JSON.parse(await readFile(join(dir, TASK_FILE), 'utf8')));
+    const path = join(dir, EVENTS_FILE);
+    let content: Buffer;
+    try {
+      content = await readFile(path);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      content = Buffer.alloc(0);
+    }
+    const offsets = [0];
+    let finished = false;
+    let position = 0;
+    while (position < content.length) {
+      const newline = content.indexOf(0x0a, position);
+      if (newline < 0) break; // torn last record
+      const parsed = eventSchema.safeParse(
+        safeJson(content.subarray(position, newline).toString('utf8')),
+      );
+      if (
+        !parsed.success ||
+        parsed.data.seq !== offsets.length ||
+        parsed.data.taskId !== task.taskId
+      )
+        break;
+      if (parsed.data.kind === 'result') finished = true;
+      position = newline + 1;
+      offsets.push(position);
+    }
+    if (position < content.length) await truncate(path, position);
+    const handle = await open(path, 'a+', 0o600);
+    return new TaskJournal(dir, task, handle, offsets, finished);
+  }
+
+  /** Gives the event its seq and time, writes it, and returns it with its text. */
+  append(body: EventBody): Promise<JournalEntry> {
+    return this.#serialize(async () => {
+      if (this.#finished) {
+        throw new WorkspaceError(`task ${this.taskId} already has a result`, this.dir);
+      }
+      const event = eventSchema.parse({
+        type: 'event',
+        taskId: this.taskId,
+        seq: this.lastSeq + 1,
+        time: new Date().toISOString(),
+        ...body,
+      });
+      const text = JSON.stringify(event);
+      const bytes = Buffer.from(`${text}\n`, 'utf8');
+      const end = this.#offsets[this.#offsets.length - 1] ?? 0;
+      await this.#handle.write(bytes, 0, bytes.length, end);
+      this.#offsets.push(end + bytes.length);
+      if (event.kind === 'result') this.#finished = true;
+      return { event, text };
+    });
+  }
+
+  /** The exact text of event `seq`, as first written. */
+  async read(seq: number): Promise<string> {
+    const start = this.#offsets[seq - 1];
+    const end = this.#offsets[seq];
+    if (start === undefined || end === undefined || seq < 1) {
+      throw new WorkspaceError(
+        `task ${this.taskId} has no event ${seq} (last is ${this.lastSeq})`,
+        this.dir,
+      );
+    }
+    const buffer = Buffer.alloc(end - start - 1);
+    await this.#handle.read(buffer, 0, buffer.length, start);
+    return buffer.toString('utf8');
+  }
+
+  /** Bytes on disk of the events after `seq`. */
+  bytesAfter(seq: number): number {
+    const end = this.#offsets[this.#offsets.length - 1] ?? 0;
+    return end - (this.#offsets[Math.min(seq, this.lastSeq)] ?? end);
+  }
+
+  /** Size in bytes of event `seq` on the wire. */
+  sizeOf(seq: number): number {
+    return (this.#offsets[seq] ?? 0) - (this.#offsets[seq - 1] ?? 0) - 1;
+  }
+
+  /**
+   * Once the step ended its variables are no longer needed: the task file is rewritten without
+   * their values, so no secret stays on disk after the step (the journal keeps only events).
+   */
+  forgetVariables(): Promise<void> {
+    return this.#serialize(async () => {
+      this.#task = { ...this.#task, variables: [], container: stripFeed(this.#task.container) };
+      await writeAtomically(join(this.dir, TASK_FILE), JSON.stringify(this.#task));
+    });
+  }
+
+  /** Deletes the journal (the result was acknowledged, or the server does not know the task). */
+  remove(): Promise<void> {
+    return this.#serialize(async () => {
+      await this.#handle.close().catch(() => undefined);
+      await rm(this.dir, { recursive: true, force: true });
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#serialize(() => this.#handle.close());
+  }
+
+  #serialize<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#chain.then(work, work);
+    this.#chain = next.catch(() => undefined);
+    return next;
+  }
+}
+
+function stripFeed(container: Task['container']): Task['container'] {
+  if (container === undefined) return undefined;
+  const { feed: _feed, ...rest } = container;
+  return rest;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeAtomically(path: string, content: string): Promise<void> {
+  const temp = `${path}.tmp`;
+  await writeFile(temp, content, { mode: 0o600 });
+  await rename(temp, path);
+}

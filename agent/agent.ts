@@ -15,6 +15,7 @@ import { AgentHome, listWorkFolders, removeWorkFolder, TaskJournal } from '../wo
 import { DockerClient, type EngineInfo } from '../images/index.js';
 import type { AgentConfig } from './config.js';
 import type { Logger } from './logger.js';
+import { ServerChannel } from './server-channel.js';
 import { TaskOutbox } from './task-outbox.js';
 import { TaskRun } from './task-run.js';
 import { agentVersion } from './version.js';
@@ -40,12 +41,14 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #logger: Logger;
   readonly #docker: DockerClient;
   readonly #connection: AgentConnection;
+  readonly #channel: ServerChannel;
   readonly #held = new Map<string, HeldTask>();
   readonly #queue: string[] = [];
   #engine: EngineInfo | undefined;
   #running = 0;
   #draining = false;
   #drainedSent = false;
+  #stopping = false;
 
   private constructor(config: AgentConfig, home: AgentHome, logger: Logger, docker: DockerClient) {
     super();
@@ -62,6 +65,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       hello: () => this.#hello(),
       logger,
     });
+    this.#channel = new ServerChannel(this.#connection);
   }
 
   get id(): string {
@@ -86,7 +90,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     agent.#connection.on('welcome', (welcome) => agent.#onWelcome(welcome));
     agent.#connection.on('message', (message) => agent.#onMessage(message));
     agent.#connection.on('disconnected', (info) => {
-      logger.warn('disconnected from the server', { reason: info.reason, code: info.code });
+      if (!agent.#stopping) {
+        logger.warn('disconnected from the server', { reason: info.reason, code: info.code });
+      }
       for (const held of agent.#held.values()) held.outbox.disconnected();
       void agent.#probeEngine();
     });
@@ -111,6 +117,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       );
     }
     await this.#waitFor(() => this.#held.size === 0, FINAL_ACK_WAIT_MS);
+    this.#stopping = true;
     await this.#connection.stop();
     for (const held of this.#held.values()) await held.journal.close().catch(() => undefined);
     this.#logger.info('stopped', { unacknowledgedTasks: this.#held.size });
@@ -204,7 +211,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   #hold(journal: TaskJournal): HeldTask {
     const held: HeldTask = {
       journal,
-      outbox: new TaskOutbox(journal, this.#connection, (error) =>
+      outbox: new TaskOutbox(journal, this.#channel, (error) =>
         this.#logger.error(
           'cannot send the events of a task; they stay in its journal until the next connection',
           {
@@ -228,7 +235,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       capacity: this.config.capacity,
       capabilities: {
         docker: this.#engine ?? null,
-        hostExecution: this.config.hostExecution,
+        hostExecution: this.config.allowHostExecution,
         shells: ['bash', 'sh'],
         tools: [],
       },
@@ -362,7 +369,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       outbox: held.outbox,
       home: this.home,
       docker: this.#engine === undefined ? undefined : this.#docker,
-      hostExecution: this.config.hostExecution,
+      hostExecution: this.config.allowHostExecution,
+      maxArtifactBytes: this.config.maxArtifactBytes,
       logger: this.#logger,
     });
     if (cancelled) run.cancel();

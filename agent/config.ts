@@ -16,7 +16,8 @@ export const DEFAULTS = {
   graceSeconds: 600,
   logLevel: 'info',
   logFormat: 'text',
-  hostExecution: false,
+  allowHostExecution: true,
+  maxArtifactBytes: 2 * 1024 * 1024 * 1024,
 } as const;
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -42,7 +43,8 @@ export const configSchema = z
     graceSeconds: z.coerce.number().int().min(0).default(DEFAULTS.graceSeconds),
     logLevel: z.enum(LOG_LEVELS).default(DEFAULTS.logLevel),
     logFormat: z.enum(['text', 'json']).default(DEFAULTS.logFormat),
-    hostExecution: z.boolean().default(DEFAULTS.hostExecution),
+    allowHostExecution: z.boolean().default(DEFAULTS.allowHostExecution),
+    maxArtifactBytes: z.coerce.number().int().min(0).default(DEFAULTS.maxArtifactBytes),
   })
   .strict();
 
@@ -52,7 +54,7 @@ export type AgentConfig = Omit<z.output<typeof configSchema>, 'token' | 'tokenFi
 
 type ConfigKey = keyof z.input<typeof configSchema>;
 const CONFIG_KEYS = Object.keys(configSchema.shape).filter(isConfigKey);
-const BOOLEAN_KEYS = new Set<string>(['allowInsecure', 'exitWhenDrained', 'hostExecution']);
+const BOOLEAN_KEYS = new Set<string>(['allowInsecure', 'exitWhenDrained', 'allowHostExecution']);
 
 function isConfigKey(key: string): key is ConfigKey {
   return key in configSchema.shape;

@@ -6,7 +6,10 @@ export function formatEvent(event: TaskEvent): string[] {
     case 'log': {
       const prefix =
         event.stream === 'stdout' ? '  | ' : event.stream === 'stderr' ? '  ! ' : '  # ';
-      return event.lines.map((line) => `${prefix}${line}${event.partial === true ? ' …' : ''}`);
+      const level = event.level === 'info' ? '' : `[${event.level}] `;
+      return event.lines.map(
+        (line) => `${prefix}${level}${line}${event.partial === true ? ' …' : ''}`,
+      );
     }
     case 'state':
       return [`[${event.state}]`];

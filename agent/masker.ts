@@ -21,6 +21,26 @@ export class Masker {
     return this.#values.size;
   }
 
+  /**
+   * Where text may be cut so that no secret is split by the cut: `cut` itself, or the start of
+   * a secret that spans it. Used when a very long line is sent in pieces.
+   */
+  safeCut(text: string, cut: number): number {
+    if (this.#pattern === undefined) return cut;
+    for (const match of text.matchAll(this.#pattern)) {
+      if (match.index >= cut) break;
+      if (match.index + match[0].length > cut) return match.index;
+    }
+    return cut;
+  }
+
+  /** Length of the longest secret, so a piece can keep back enough text to complete one. */
+  get longest(): number {
+    let longest = 0;
+    for (const value of this.#values) longest = Math.max(longest, value.length);
+    return longest;
+  }
+
   mask(text: string): string {
     return this.#pattern === undefined ? text : text.replace(this.#pattern, MASK);
   }

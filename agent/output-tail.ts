@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 const READ_BYTES = 1024 * 1024;
 const IDLE_POLL_MS = 20;
+const MAX_SERVICE_MESSAGE_CHARS = 16 * 1024 * 1024;
 
 export interface TailSink {
   /** Complete lines, without line ends. Awaited: a slow sink slows the reading (backpressure). */
@@ -54,7 +55,11 @@ export class OutputTail {
           const parts = (pending + decoder.write(buffer.subarray(0, bytesRead))).split('\n');
           pending = parts.pop() ?? '';
           if (parts.length > 0) await sink.lines(parts.map(stripCarriageReturn));
-          while (pending.length > this.#maxPendingChars) {
+          // A service message is held whole (up to a bound) so that it can be parsed.
+          while (
+            pending.length > this.#maxPendingChars &&
+            !(pending.startsWith('##octopus[') && pending.length < MAX_SERVICE_MESSAGE_CHARS)
+          ) {
             const cut = endsInHighSurrogate(pending, this.#maxPendingChars)
               ? this.#maxPendingChars - 1
               : this.#maxPendingChars;

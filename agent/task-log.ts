@@ -24,6 +24,8 @@ export class TaskLog {
   /** The stream writing now, or holding the log because it sent the start of a long line. */
   #holder: LogStream | undefined;
   #waiters: (() => void)[] = [];
+  /** Held-back end of the last partial piece (see partial()). */
+  #carry = '';
 
   constructor(append: AppendEvent, masker: Masker) {
     this.#append = append;
@@ -38,6 +40,10 @@ export class TaskLog {
   async write(stream: LogStream, level: LogLevel, lines: string[]): Promise<void> {
     await this.#acquire(stream);
     try {
+      if (this.#carry !== '' && lines.length > 0) {
+        lines = [this.#carry + (lines[0] ?? ''), ...lines.slice(1)];
+        this.#carry = '';
+      }
       await this.#writeLines(
         stream,
         level,
@@ -48,13 +54,23 @@ export class TaskLog {
     }
   }
 
-  /** The start of a long line: sent now, and the stream keeps the log until the line ends. */
+  /**
+   * The start of a long line: sent now, and the stream keeps the log until the line ends. The end
+   * of each piece is held back until it cannot be the start of a secret, so a secret cut across
+   * two reads is still masked whole.
+   */
   async partial(stream: LogStream, level: LogLevel, piece: string): Promise<void> {
     await this.#acquire(stream);
-    // Masking per piece can miss a secret cut across pieces; such lines are megabytes long and
-    // rare, and the cut is at a fixed size, so a secret is only at risk at one boundary per piece.
-    for (const part of splitUtf8(this.#masker.mask(piece), MAX_LOG_LINE_BYTES)) {
-      await this.#append({ kind: 'log', stream, level, lines: [part], partial: true });
+    const text = this.#carry + piece;
+    const cut = this.#masker.safeCut(
+      text,
+      Math.max(0, text.length - Math.max(0, this.#masker.longest - 1)),
+    );
+    this.#carry = text.slice(cut);
+    if (cut > 0) {
+      for (const part of splitUtf8(this.#masker.mask(text.slice(0, cut)), MAX_LOG_LINE_BYTES)) {
+        await this.#append({ kind: 'log', stream, level, lines: [part], partial: true });
+      }
     }
     this.#releaseUnlessPartial(true);
   }

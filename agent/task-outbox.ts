@@ -4,13 +4,15 @@
  * agent's memory does not grow with a slow or absent server; only the journal on disk does, up to a
  * limit past which the step's output is paused (never dropped).
  */
-import { MAX_UNACKED_BYTES, MAX_UNACKED_EVENTS } from '../protocol/index.js';
+import { eventSchema, MAX_UNACKED_BYTES, MAX_UNACKED_EVENTS } from '../protocol/index.js';
 import type { TaskJournal } from '../workspace/index.js';
 
 /** What the outbox needs of the connection. */
 export interface EventChannel {
   readonly connected: boolean;
   sendText(text: string): Promise<void>;
+  /** Streams a file as a blob (PROTOCOL.md section 6). */
+  sendBlob(path: string, sha256: string, size: number): Promise<void>;
 }
 
 export interface OutboxLimits {
@@ -121,6 +123,15 @@ export class TaskOutbox {
       ) {
         const seq = this.#next;
         const text = await this.journal.read(seq);
+        const artifact = artifactOf(text);
+        // An artifact's blob goes first, every time its event is (re-)sent (section 2).
+        if (artifact !== undefined) {
+          await this.#channel.sendBlob(
+            this.journal.artifactPath(artifact.sha256),
+            artifact.sha256,
+            artifact.size,
+          );
+        }
         await this.#channel.sendText(text);
         if (seq !== this.#next) return; // resumed meanwhile: that call restarts the loop
         this.#next += 1;
@@ -137,4 +148,10 @@ export class TaskOutbox {
   #wakeProducers(): void {
     for (const wake of this.#roomWaiters.splice(0)) wake();
   }
+}
+
+function artifactOf(text: string): { sha256: string; size: number } | undefined {
+  if (!text.includes('"kind":"artifact"')) return undefined;
+  const parsed = eventSchema.safeParse(JSON.parse(text));
+  return parsed.success && parsed.data.kind === 'artifact' ? parsed.data : undefined;
 }

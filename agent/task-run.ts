@@ -11,7 +11,6 @@ import {
   isErrorCode,
   MAX_LOG_LINE_BYTES,
   type EventBody,
-  type LogLevel,
   type Outcome,
   type Task,
   type TaskState,
@@ -19,7 +18,9 @@ import {
 import {
   createWorkFolder,
   removeWorkFolder,
+  resolveContainerFile,
   type AgentHome,
+  type BindMount,
   type TaskJournal,
 } from '../workspace/index.js';
 import {
@@ -31,6 +32,7 @@ import {
 import type { Logger } from './logger.js';
 import { Masker } from './masker.js';
 import { OutputTail } from './output-tail.js';
+import { StdoutInterpreter, type ArtifactMark } from './stdout-interpreter.js';
 import { writeStepFiles } from './step-files.js';
 import { TaskLog } from './task-log.js';
 import type { TaskOutbox } from './task-outbox.js';
@@ -46,6 +48,7 @@ export interface TaskRunContext {
   /** undefined when the engine cannot be reached. */
   docker: DockerClient | undefined;
   hostExecution: boolean;
+  maxArtifactBytes: number;
   logger: Logger;
 }
 
@@ -138,7 +141,7 @@ export class TaskRun {
       if (!this.#ctx.hostExecution) {
         throw new CuttleError(
           'host-execution-forbidden',
-          'this task has no container and this worker does not run steps on its host; give the task a container, or set hostExecution: true in the agent configuration',
+          'this task has no container and this worker does not run steps on its host; give the task a container, or set allowHostExecution: true in the agent configuration',
         );
       }
       return this.#runOnHost();
@@ -172,7 +175,7 @@ export class TaskRun {
     this.#ctx.logger.debug('step container created', { taskId: task.taskId, containerId });
     this.#stopStep = () => docker.stop(containerId, { timeoutSeconds: STOP_GRACE_SECONDS });
     await this.#state('running');
-    return this.#follow(files, async () => {
+    return this.#follow(files, [{ hostPath: workFolder, containerPath: workFolder }], async () => {
       await docker.start(containerId);
       if (this.#stopReason !== undefined) await this.#stopStep?.();
       return (await docker.wait(containerId)).exitCode;
@@ -186,6 +189,7 @@ export class TaskRun {
     await this.#state('running');
     return this.#follow(
       files,
+      [{ hostPath: workFolder, containerPath: workFolder }],
       () =>
         new Promise<number>((resolve, reject) => {
           const child = spawn('/bin/sh', [files.launcher], { cwd: workFolder, stdio: 'ignore' });
@@ -208,18 +212,24 @@ export class TaskRun {
     );
   }
 
-  /** Follows stdout and stderr while `execute` runs, then reads what is left. */
+  /**
+   * Follows stdout and stderr while `execute` runs, reads what is left, then collects the
+   * artifacts the script marked from the folders mounted from the worker.
+   */
   async #follow(
     files: { stdout: string; stderr: string },
+    mounts: readonly BindMount[],
     execute: () => Promise<number>,
   ): Promise<number> {
-    const level = (): LogLevel => 'info';
     const maxPendingChars = MAX_LOG_LINE_BYTES;
     const stdout = new OutputTail(files.stdout, { maxPendingChars });
     const stderr = new OutputTail(files.stderr, { maxPendingChars });
+    const interpreter = new StdoutInterpreter(this.#log, this.#masker, (body) =>
+      this.#append(body),
+    );
     const reading = Promise.all([
-      stdout.run(this.#log.sink('stdout', level)),
-      stderr.run(this.#log.sink('stderr', level)),
+      stdout.run(interpreter),
+      stderr.run(this.#log.sink('stderr', () => 'info')),
     ]);
     let exitCode: number;
     try {
@@ -229,7 +239,38 @@ export class TaskRun {
       stderr.finish();
       await reading;
     }
+    if (interpreter.artifacts.length > 0) {
+      await this.#state('collecting');
+      for (const mark of interpreter.artifacts) await this.#collect(mark, mounts);
+    }
     return exitCode;
+  }
+
+  /** One marked artifact: checked, kept beside the journal, then reported (its blob goes first). */
+  async #collect(mark: ArtifactMark, mounts: readonly BindMount[]): Promise<void> {
+    const resolved = await resolveContainerFile(mark.path, mounts);
+    if (!resolved.ok) {
+      await this.#log.system(
+        'warning',
+        `artifact ${mark.name} (${mark.path}) was not collected: ${resolved.reason}`,
+      );
+      return;
+    }
+    if (resolved.size > this.#ctx.maxArtifactBytes) {
+      await this.#log.system(
+        'warning',
+        `artifact ${mark.name} (${mark.path}) was not collected: it is ${resolved.size} bytes, over this worker's limit of ${this.#ctx.maxArtifactBytes} (maxArtifactBytes)`,
+      );
+      return;
+    }
+    const kept = await this.#ctx.journal.keepArtifact(resolved.hostPath);
+    await this.#append({
+      kind: 'artifact',
+      name: mark.name,
+      path: mark.path,
+      size: kept.size,
+      sha256: kept.sha256,
+    });
   }
 
   async #resolveImage(docker: DockerClient): Promise<string> {

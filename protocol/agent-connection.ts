@@ -104,6 +104,7 @@ interface Attempt {
   readonly connectTimer: NodeJS.Timeout;
   readonly closed: Promise<void>;
   readonly markClosed: () => void;
+  opened: boolean;
   welcomed: boolean;
   /** The first known reason this attempt failed; the close that follows reports it. */
   failure: CuttleError | undefined;
@@ -174,17 +175,12 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     const attempt = this.#attempt;
     if (attempt === undefined) return;
     const { socket } = attempt;
-    if (socket.readyState === WebSocket.OPEN) {
-      socket.close(1000, 'agent stopping');
-      const cut = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS);
-      await attempt.closed;
-      clearTimeout(cut);
-    } else {
-      if (socket.readyState === WebSocket.CONNECTING) socket.terminate();
-      const cut = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS);
-      await attempt.closed;
-      clearTimeout(cut);
-    }
+    if (socket.readyState === WebSocket.OPEN) socket.close(1000, 'agent stopping');
+    else if (socket.readyState === WebSocket.CONNECTING) socket.terminate();
+    // A server that never completes the closing handshake does not hold stop() up.
+    const cut = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS);
+    await attempt.closed;
+    clearTimeout(cut);
   }
 
   /** Queues a message on the socket; false when not connected (the caller keeps it for later). */
@@ -258,6 +254,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
       socket,
       closed,
       markClosed: () => markClosed(),
+      opened: false,
       welcomed: false,
       failure: undefined,
       heartbeat: new Heartbeat({
@@ -312,7 +309,9 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
           ? error
           : new CuttleError(
               'connection-refused',
-              `cannot connect to ${this.#url.host}: ${error.message}`,
+              attempt.opened
+                ? `the connection to ${this.#url.host} failed: ${error.message}`
+                : `cannot connect to ${this.#url.host}: ${error.message}`,
               { cause: error },
             );
     });
@@ -351,6 +350,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
   }
 
   #onOpen(attempt: Attempt): void {
+    attempt.opened = true;
     // Open: from now on silence means a dead peer. The server's period replaces this at welcome.
     attempt.heartbeat.start(DEFAULT_HEARTBEAT_MS);
     let hello: Hello;
@@ -484,7 +484,9 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
   #onClose(attempt: Attempt, code: number, reason: string): void {
     attempt.heartbeat.stop();
     clearTimeout(attempt.connectTimer);
-    if (this.#attempt === attempt) this.#attempt = undefined;
+    // Not current after stop() and a quick start(): that newer attempt owns the retry loop.
+    const current = this.#attempt === attempt;
+    if (current) this.#attempt = undefined;
 
     let failure = attempt.failure;
     let slowRetry = failure?.code === 'unauthorized';
@@ -506,7 +508,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
         `the server closed the connection with code ${code}${reason ? `: ${reason}` : ''}`,
       );
     }
-    if (failure !== undefined && !this.#stopped) this.#reportFailure(failure);
+    if (failure !== undefined && current && !this.#stopped) this.#reportFailure(failure);
 
     if (attempt.welcomed) {
       const info: DisconnectInfo = {
@@ -518,7 +520,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
       this.emit('disconnected', info);
     }
     attempt.markClosed();
-    if (!this.#stopped) this.#scheduleRetry(slowRetry);
+    if (current && !this.#stopped) this.#scheduleRetry(slowRetry);
   }
 
   #scheduleRetry(slow: boolean): void {

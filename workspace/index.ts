@@ -3,3 +3,4 @@ export * from './workspace-error.js';
 export * from './agent-home.js';
 export * from './work-folder.js';
 export * from './task-journal.js';
+export * from './container-path.js';

@@ -8,7 +8,20 @@
  * fsynced per event: the page cache survives a crash or kill -9 of the agent, which is the failure
  * this guards against; a power loss may lose the unsynced tail.
  */
-import { open, mkdir, readFile, readdir, rm, writeFile, rename, truncate } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import {
+  copyFile,
+  link,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rename,
+  rm,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -24,6 +37,7 @@ import { WorkspaceError } from './workspace-error.js';
 
 const TASK_FILE = 'task.json';
 const EVENTS_FILE = 'events.ndjson';
+const ARTIFACTS_DIR = 'artifacts';
 
 export interface JournalEntry {
   readonly event: TaskEvent;
@@ -192,6 +206,40 @@ export class TaskJournal {
   /** Size in bytes of event `seq` on the wire. */
   sizeOf(seq: number): number {
     return (this.#offsets[seq] ?? 0) - (this.#offsets[seq - 1] ?? 0) - 1;
+  }
+
+  /**
+   * Keeps an artifact's content beside the journal until its event is acknowledged: a hard link
+   * when the file system allows (no copy), a streamed copy otherwise. The SHA-256 is computed from
+   * the kept file, so what is sent is exactly what was hashed.
+   */
+  async keepArtifact(source: string): Promise<{ sha256: string; size: number }> {
+    const dir = join(this.dir, ARTIFACTS_DIR);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const temp = join(
+      dir,
+      `incoming-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+    );
+    try {
+      await link(source, temp);
+    } catch {
+      await copyFile(source, temp);
+    }
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of createReadStream(temp)) {
+      if (!(chunk instanceof Buffer)) continue;
+      hash.update(chunk);
+      size += chunk.length;
+    }
+    const sha256 = hash.digest('hex');
+    await rename(temp, this.artifactPath(sha256));
+    return { sha256, size };
+  }
+
+  /** Where the content of an artifact event with this SHA-256 is kept. */
+  artifactPath(sha256: string): string {
+    return join(this.dir, ARTIFACTS_DIR, sha256);
   }
 
   /**

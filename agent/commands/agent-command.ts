@@ -20,7 +20,9 @@ export const AGENT_FLAGS = {
   'grace-seconds': { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
-  'host-execution': { type: 'boolean' },
+  'allow-host-execution': { type: 'boolean' },
+  'no-host-execution': { type: 'boolean' },
+  'max-artifact-bytes': { type: 'string' },
 } as const;
 
 /** Reads the flags of `agent` (and `config check`) into a validated configuration. */
@@ -50,7 +52,9 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): AgentCon
       graceSeconds: values['grace-seconds'],
       logLevel: values['log-level'],
       logFormat: values['log-format'],
-      hostExecution: values['host-execution'],
+      allowHostExecution:
+        values['no-host-execution'] === true ? false : values['allow-host-execution'],
+      maxArtifactBytes: values['max-artifact-bytes'],
     },
   });
 }

@@ -14,12 +14,16 @@ import { formatEvent } from '../event-printer.js';
 import { createLogger } from '../logger.js';
 
 const DEMO_SCRIPT = `echo "Hello from a cuttle step in a real container"
-echo "running as $(id -u) in $PWD"
-echo "kernel: $(uname -sr)"
+echo "running as uid $(id -u) in $PWD"
+echo "the greeting variable is: $(get_octopusvariable Greeting)"
+echo "the secret is: $(get_octopusvariable DemoPassword)"
 for i in 1 2 3; do echo "step line $i"; done
 echo "this line goes to stderr" >&2
-echo "report of the demo step" > report.txt
-ls -la
+write_highlight "helpers from Calamari work: write_highlight, set_octopusvariable, new_octopusartifact"
+update_progress 50 "half way"
+set_octopusvariable DeployedAt "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "report of the demo step, made at $(date -u)" > report.txt
+new_octopusartifact "$PWD/report.txt"
 `;
 
 export async function tryCommand(): Promise<number> {
@@ -55,13 +59,25 @@ export async function tryCommand(): Promise<number> {
       name: 'cuttle try demo',
       script: { syntax: 'sh', body: DEMO_SCRIPT },
       container: { image: DEMO_IMAGE, pullPolicy: 'if-not-present' },
-      variables: [{ name: 'Greeting', value: 'hello' }],
+      variables: [
+        { name: 'Greeting', value: 'hello from the server' },
+        { name: 'DemoPassword', value: 'correct-horse-battery', sensitive: true },
+      ],
     });
     handle.on('event', (event) => {
       for (const line of formatEvent(event)) console.log(line);
     });
     const result = await handle.result;
-    console.log(`events and artifacts are stored under ${server.dataDir} (removed on exit)`);
+    for (const event of handle.events) {
+      if (event.kind === 'artifact') {
+        console.log(
+          `artifact ${event.name} stored by the server at ${server.artifactPath(event.sha256)}`,
+        );
+      }
+    }
+    console.log(
+      `the server's data (events, artifacts) is under ${server.dataDir}, removed when try exits`,
+    );
     return result.outcome === 'success' ? 0 : 1;
   } finally {
     await agent.shutdown();

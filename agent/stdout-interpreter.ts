@@ -1,0 +1,132 @@
+/**
+ * Reads a step's stdout as Calamari does: service message lines are acted on and never forwarded;
+ * every other line is logged at the level the last `stdout-<level>` message set.
+ */
+import type { EventBody, LogLevel } from '../protocol/index.js';
+import type { Masker } from './masker.js';
+import type { TailSink } from './output-tail.js';
+import { parseServiceMessage, type ServiceMessage } from './service-messages.js';
+import type { TaskLog } from './task-log.js';
+
+/** A file the script marked with new_octopusartifact, as the script named it (container path). */
+export interface ArtifactMark {
+  path: string;
+  name: string;
+}
+
+/** An event is one text frame of at most 1 MiB; this leaves room for its other fields. */
+const MAX_VARIABLE_BYTES = 1024 * 1024 - 4096;
+
+const LEVELS: Record<string, LogLevel> = {
+  'stdout-default': 'info',
+  'stdout-verbose': 'verbose',
+  'stdout-highlight': 'highlight',
+  'stdout-wait': 'wait',
+  'stdout-warning': 'warning',
+  'stdout-error': 'error',
+};
+
+export class StdoutInterpreter implements TailSink {
+  readonly artifacts: ArtifactMark[] = [];
+  /** The message of fail_step, if the script called it. */
+  failureMessage: string | undefined;
+  #level: LogLevel = 'info';
+  readonly #log: TaskLog;
+  readonly #masker: Masker;
+  readonly #append: (body: EventBody) => Promise<void>;
+
+  constructor(log: TaskLog, masker: Masker, append: (body: EventBody) => Promise<void>) {
+    this.#log = log;
+    this.#masker = masker;
+    this.#append = append;
+  }
+
+  async lines(lines: string[]): Promise<void> {
+    let text: string[] = [];
+    for (const line of lines) {
+      const parsed = parseServiceMessage(line);
+      if (parsed.kind === 'text') {
+        text.push(line);
+        continue;
+      }
+      if (text.length > 0) await this.#log.write('stdout', this.#level, text);
+      text = [];
+      if (parsed.kind === 'broken') {
+        await this.#log.system('warning', `ignored a malformed service message: ${parsed.reason}`);
+      } else {
+        await this.#handle(parsed.message);
+      }
+    }
+    if (text.length > 0) await this.#log.write('stdout', this.#level, text);
+  }
+
+  partial(piece: string): Promise<void> {
+    return this.#log.partial('stdout', this.#level, piece);
+  }
+
+  async #handle(message: ServiceMessage): Promise<void> {
+    const get = (key: string): string | undefined => message.attributes.get(key);
+    const level = LEVELS[message.name];
+    if (level !== undefined) {
+      this.#level = level;
+      return;
+    }
+    switch (message.name) {
+      case 'setVariable': {
+        const name = get('name');
+        if (name === undefined || name === '') {
+          await this.#log.system('warning', 'ignored a setVariable service message without a name');
+          return;
+        }
+        const value = get('value') ?? '';
+        const sensitive = /^true$/i.test(get('sensitive') ?? '');
+        if (sensitive) this.#masker.add(value);
+        const size = Buffer.byteLength(JSON.stringify(value));
+        if (size > MAX_VARIABLE_BYTES) {
+          await this.#log.system(
+            'warning',
+            `the output variable ${name} is ${size} bytes; an event must fit in one 1 MiB frame, so variables are limited to ${MAX_VARIABLE_BYTES} bytes: write large values to a file and mark it as an artifact`,
+          );
+          return;
+        }
+        await this.#append({ kind: 'variable', name, value, sensitive });
+        return;
+      }
+      case 'createArtifact': {
+        const path = get('path');
+        if (path === undefined || path === '') {
+          await this.#log.system(
+            'warning',
+            'ignored a createArtifact service message without a path',
+          );
+          return;
+        }
+        this.artifacts.push({ path, name: get('name') || (path.split('/').pop() ?? path) });
+        return;
+      }
+      case 'progress': {
+        const percent = Number(get('percentage'));
+        const body: EventBody = {
+          kind: 'progress',
+          activity: 'script',
+          message: this.#masker.mask(get('message') ?? ''),
+          ...(Number.isFinite(percent) && percent >= 0 && percent <= 100 ? { percent } : {}),
+        };
+        await this.#append(body);
+        return;
+      }
+      case 'mask': {
+        const value = get('value');
+        if (value !== undefined) this.#masker.add(value);
+        return;
+      }
+      case 'resultMessage': {
+        this.failureMessage = get('message') ?? '';
+        await this.#log.system('error', `the step failed: ${this.failureMessage}`);
+        return;
+      }
+      default:
+        await this.#log.system('warning', `ignored an unknown service message "${message.name}"`);
+    }
+  }
+}

@@ -11,10 +11,17 @@ import {
   type Task,
   type Welcome,
 } from '../protocol/index.js';
-import { AgentHome, listWorkFolders, removeWorkFolder, TaskJournal } from '../workspace/index.js';
+import {
+  AgentHome,
+  listWorkFolders,
+  PackageCache,
+  removeWorkFolder,
+  TaskJournal,
+} from '../workspace/index.js';
 import { DockerClient, type EngineInfo } from '../images/index.js';
 import type { AgentConfig } from './config.js';
 import type { Logger } from './logger.js';
+import { BlobFetcher } from './blob-fetcher.js';
 import { ServerChannel } from './server-channel.js';
 import { TaskOutbox } from './task-outbox.js';
 import { TaskRun } from './task-run.js';
@@ -42,6 +49,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #docker: DockerClient;
   readonly #connection: AgentConnection;
   readonly #channel: ServerChannel;
+  readonly #packages: PackageCache;
+  readonly #blobs: BlobFetcher;
   readonly #held = new Map<string, HeldTask>();
   readonly #queue: string[] = [];
   #engine: EngineInfo | undefined;
@@ -66,6 +75,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       logger,
     });
     this.#channel = new ServerChannel(this.#connection);
+    this.#packages = new PackageCache(home.packagesDir);
+    this.#blobs = new BlobFetcher(this.#connection, this.#packages);
   }
 
   get id(): string {
@@ -89,11 +100,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     await agent.#recover();
     agent.#connection.on('welcome', (welcome) => agent.#onWelcome(welcome));
     agent.#connection.on('message', (message) => agent.#onMessage(message));
+    agent.#connection.on('blob-frame', (transfer, chunk) => agent.#blobs.onFrame(transfer, chunk));
     agent.#connection.on('disconnected', (info) => {
       if (!agent.#stopping) {
         logger.warn('disconnected from the server', { reason: info.reason, code: info.code });
       }
       for (const held of agent.#held.values()) held.outbox.disconnected();
+      agent.#blobs.onDisconnect();
       void agent.#probeEngine();
     });
     agent.#connection.start();
@@ -253,6 +266,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       resumed: welcome.resume.length,
     });
     const resume = new Map(welcome.resume.map((r) => [r.taskId, r.fromSeq]));
+    this.#blobs.onWelcome();
     for (const [taskId, held] of this.#held) {
       const fromSeq = resume.get(taskId);
       if (fromSeq === undefined) {
@@ -311,9 +325,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       case 'blob-begin':
       case 'blob-end':
       case 'blob-missing':
-        this.#logger.debug('ignoring a blob message: no transfer was asked for', {
-          type: message.type,
-        });
+        this.#blobs.onMessage(message);
         return;
     }
   }
@@ -371,6 +383,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       docker: this.#engine === undefined ? undefined : this.#docker,
       hostExecution: this.config.allowHostExecution,
       maxArtifactBytes: this.config.maxArtifactBytes,
+      packages: { cache: this.#packages, fetch: (sha256, size) => this.#blobs.fetch(sha256, size) },
       logger: this.#logger,
     });
     if (cancelled) run.cancel();
@@ -384,11 +397,27 @@ export class Agent extends EventEmitter<AgentEvents> {
       .finally(() => {
         this.#running -= 1;
         held.run = undefined;
+        void this.#evictPackages();
         this.#logger.info('task finished', { taskId });
         const next = this.#queue.shift();
         if (next !== undefined) this.#start(next, false);
         this.#maybeDrained();
       });
+  }
+
+  /** Keeps the package cache under its limit, sparing the packages of tasks still held. */
+  async #evictPackages(): Promise<void> {
+    const inUse = new Set<string>();
+    for (const held of this.#held.values()) {
+      if (held.run !== undefined) for (const p of held.journal.task.packages) inUse.add(p.sha256);
+    }
+    try {
+      const removed = await this.#packages.evict(this.config.packageCacheBytes, inUse);
+      if (removed.length > 0)
+        this.#logger.info('evicted packages from the cache', { count: removed.length });
+    } catch (error) {
+      this.#logger.warn('cannot evict packages from the cache', { error: String(error) });
+    }
   }
 
   #queueRemove(taskId: string): boolean {

@@ -18,6 +18,7 @@ export const DEFAULTS = {
   logFormat: 'text',
   allowHostExecution: true,
   maxArtifactBytes: 2 * 1024 * 1024 * 1024,
+  packageCacheBytes: 10 * 1024 * 1024 * 1024,
 } as const;
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -45,6 +46,7 @@ export const configSchema = z
     logFormat: z.enum(['text', 'json']).default(DEFAULTS.logFormat),
     allowHostExecution: z.boolean().default(DEFAULTS.allowHostExecution),
     maxArtifactBytes: z.coerce.number().int().min(0).default(DEFAULTS.maxArtifactBytes),
+    packageCacheBytes: z.coerce.number().int().min(0).default(DEFAULTS.packageCacheBytes),
   })
   .strict();
 

@@ -26,6 +26,8 @@ export class TaskLog {
   #waiters: (() => void)[] = [];
   /** Held-back end of the last partial piece (see partial()). */
   #carry = '';
+  /** A partial piece was sent and its line has not ended yet. */
+  #lineOpen = false;
 
   constructor(append: AppendEvent, masker: Masker) {
     this.#append = append;
@@ -40,9 +42,24 @@ export class TaskLog {
   async write(stream: LogStream, level: LogLevel, lines: string[]): Promise<void> {
     await this.#acquire(stream);
     try {
-      if (this.#carry !== '' && lines.length > 0) {
-        lines = [this.#carry + (lines[0] ?? ''), ...lines.slice(1)];
+      if (this.#lineOpen && lines.length > 0) {
+        // The end of a line sent in pieces is an event of its own (section 4).
+        const [end, ...rest] = lines;
+        const last = this.#masker.mask(this.#carry + (end ?? ''));
         this.#carry = '';
+        this.#lineOpen = false;
+        const pieces = splitUtf8(last, MAX_LOG_LINE_BYTES);
+        for (const [index, piece] of pieces.entries()) {
+          const more = index < pieces.length - 1;
+          await this.#append({
+            kind: 'log',
+            stream,
+            level,
+            lines: [piece],
+            ...(more ? { partial: true } : {}),
+          });
+        }
+        lines = rest;
       }
       await this.#writeLines(
         stream,
@@ -61,6 +78,7 @@ export class TaskLog {
    */
   async partial(stream: LogStream, level: LogLevel, piece: string): Promise<void> {
     await this.#acquire(stream);
+    this.#lineOpen = true;
     const text = this.#carry + piece;
     const cut = this.#masker.safeCut(
       text,

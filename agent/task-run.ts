@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { dirname } from 'node:path';
 import {
   asCuttleError,
   CuttleError,
@@ -21,6 +22,7 @@ import {
   resolveContainerFile,
   type AgentHome,
   type BindMount,
+  type PackageCache,
   type TaskJournal,
 } from '../workspace/index.js';
 import {
@@ -29,6 +31,8 @@ import {
   tarContext,
   type DockerClient,
 } from '../images/index.js';
+// TODO(images/index.ts is being reworked in parallel): export this from the images surface.
+import { removeFolderContentsThroughContainer } from '../images/folder-remover.js';
 import type { Logger } from './logger.js';
 import { Masker } from './masker.js';
 import { OutputTail } from './output-tail.js';
@@ -49,6 +53,7 @@ export interface TaskRunContext {
   docker: DockerClient | undefined;
   hostExecution: boolean;
   maxArtifactBytes: number;
+  packages: { cache: PackageCache; fetch(sha256: string, size: number): Promise<void> };
   logger: Logger;
 }
 
@@ -63,6 +68,8 @@ export class TaskRun {
   #timer: NodeJS.Timeout | undefined;
   #workFolder: string | undefined;
   #containerId: string | undefined;
+  /** The step's image, once known (also used to clean up files it wrote as root). */
+  #image: string | undefined;
 
   constructor(ctx: TaskRunContext) {
     this.#ctx = ctx;
@@ -153,16 +160,19 @@ export class TaskRun {
       );
     }
     const image = await this.#resolveImage(docker);
+    this.#image = image;
     this.#throwIfStopped();
     const summary = await docker.imageExists(image);
     if (summary !== undefined && (summary.entrypoint !== null || summary.cmd !== null)) {
       await this.#log.system(
-        'verbose',
+        'warning',
         `the image ${image} defines ${[summary.entrypoint !== null ? `ENTRYPOINT ${JSON.stringify(summary.entrypoint)}` : '', summary.cmd !== null ? `CMD ${JSON.stringify(summary.cmd)}` : ''].filter(Boolean).join(' and ')}; cuttle runs the step script instead`,
       );
     }
+    await this.#fetchPackages();
     const workFolder = await this.#createWorkFolder();
     const files = await writeStepFiles(workFolder, task);
+    const packagesFolder = await this.#placePackages(workFolder);
     this.#throwIfStopped();
     const containerId = await docker.createStepContainer({
       image,
@@ -170,6 +180,8 @@ export class TaskRun {
       taskId: task.taskId,
       workFolder,
       command: ['/bin/sh', files.launcher],
+      // Packages are hard links into the shared cache: read-only, even for a root step.
+      extraBinds: packagesFolder === undefined ? [] : [`${packagesFolder}:${packagesFolder}:ro`],
     });
     this.#containerId = containerId;
     this.#ctx.logger.debug('step container created', { taskId: task.taskId, containerId });
@@ -183,8 +195,10 @@ export class TaskRun {
   }
 
   async #runOnHost(): Promise<number> {
+    await this.#fetchPackages();
     const workFolder = await this.#createWorkFolder();
     const files = await writeStepFiles(workFolder, this.#ctx.task);
+    await this.#placePackages(workFolder);
     this.#throwIfStopped();
     await this.#state('running');
     return this.#follow(
@@ -349,6 +363,40 @@ export class TaskRun {
     return tag;
   }
 
+  /** Fetches the packages the cache lacks; each transfer emits a progress event. */
+  async #fetchPackages(): Promise<void> {
+    const { cache, fetch } = this.#ctx.packages;
+    for (const pkg of this.#ctx.task.packages) {
+      if (await cache.has(pkg.sha256)) continue;
+      await this.#append({
+        kind: 'progress',
+        activity: 'transfer',
+        message: `fetching package ${pkg.name} (${pkg.size} bytes)`,
+        percent: 0,
+      });
+      await fetch(pkg.sha256, pkg.size);
+      await this.#append({
+        kind: 'progress',
+        activity: 'transfer',
+        message: `fetched package ${pkg.name}`,
+        percent: 100,
+      });
+      this.#throwIfStopped();
+    }
+  }
+
+  /** Places the task's packages at $PWD/packages/<name>; returns that folder, if any. */
+  async #placePackages(workFolder: string): Promise<string | undefined> {
+    const { packages } = this.#ctx.task;
+    if (packages.length === 0) return undefined;
+    let folder = '';
+    for (const pkg of packages) {
+      const target = await this.#ctx.packages.cache.place(pkg.sha256, workFolder, pkg.name);
+      folder = dirname(target);
+    }
+    return folder;
+  }
+
   async #createWorkFolder(): Promise<string> {
     this.#workFolder = await createWorkFolder(this.#ctx.home.workDir, this.#ctx.task.taskId);
     return this.#workFolder;
@@ -368,12 +416,38 @@ export class TaskRun {
       });
     }
     if (this.#workFolder !== undefined) {
-      await removeWorkFolder(this.#workFolder).catch(async (error: unknown) => {
+      await this.#removeWorkFolder(this.#workFolder).catch(async (error: unknown) => {
         logger.warn('cannot remove the step folder', { taskId: task.taskId, error: String(error) });
         await this.#log
           .system('warning', `cannot remove the step folder ${this.#workFolder ?? ''}`)
           .catch(() => undefined);
       });
+    }
+  }
+
+  /**
+   * Removes the step folder; files the step wrote as another user (root, typically) that the
+   * agent may not delete are removed through a short-lived container of the step's image.
+   */
+  async #removeWorkFolder(folder: string): Promise<void> {
+    try {
+      await removeWorkFolder(folder);
+      return;
+    } catch (error) {
+      const { docker } = this.#ctx;
+      if (docker === undefined || this.#image === undefined) throw error;
+      this.#ctx.logger.debug('removing the step folder through a container', {
+        taskId: this.taskId,
+      });
+      const exitCode = await removeFolderContentsThroughContainer(docker, {
+        image: this.#image,
+        folder,
+        agentId: this.#ctx.home.agentId,
+        taskId: this.taskId,
+      });
+      if (exitCode !== 0)
+        this.#ctx.logger.warn('the cleanup container failed', { taskId: this.taskId, exitCode });
+      await removeWorkFolder(folder);
     }
   }
 

@@ -4,3 +4,4 @@ export * from './agent-home.js';
 export * from './work-folder.js';
 export * from './task-journal.js';
 export * from './container-path.js';
+export * from './package-cache.js';

@@ -23,6 +23,7 @@ export const AGENT_FLAGS = {
   'allow-host-execution': { type: 'boolean' },
   'no-host-execution': { type: 'boolean' },
   'max-artifact-bytes': { type: 'string' },
+  'package-cache-bytes': { type: 'string' },
 } as const;
 
 /** Reads the flags of `agent` (and `config check`) into a validated configuration. */
@@ -55,6 +56,7 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): AgentCon
       allowHostExecution:
         values['no-host-execution'] === true ? false : values['allow-host-execution'],
       maxArtifactBytes: values['max-artifact-bytes'],
+      packageCacheBytes: values['package-cache-bytes'],
     },
   });
 }

@@ -1,0 +1,166 @@
+/**
+ * Fetches blobs the server holds (packages, tool bundles) into the package cache: `blob-request`,
+ * then the server's `blob-begin` / binary frames / `blob-end`, verified by size and SHA-256. Two
+ * tasks wanting the same blob share one transfer; a corrupt copy is asked for once more; a
+ * transfer cut by a disconnect is asked for again after the next welcome (section 6).
+ */
+import {
+  BlobCorruptError,
+  BlobReceiver,
+  CuttleError,
+  type AgentConnection,
+  type BlobBegin,
+  type BlobEnd,
+  type BlobMissing,
+} from '../protocol/index.js';
+import type { PackageCache } from '../workspace/index.js';
+
+interface Wanted {
+  size: number;
+  corruptCopies: number;
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (error: CuttleError) => void;
+}
+
+export class BlobFetcher {
+  readonly #connection: AgentConnection;
+  readonly #cache: PackageCache;
+  readonly #receiver = new BlobReceiver();
+  readonly #wanted = new Map<string, Wanted>();
+  /** Transfer number → sha256, for the transfers this fetcher accepted. */
+  readonly #transfers = new Map<number, string>();
+  /** Frames are written in arrival order. */
+  #chain: Promise<unknown> = Promise.resolve();
+
+  constructor(connection: AgentConnection, cache: PackageCache) {
+    this.#connection = connection;
+    this.#cache = cache;
+  }
+
+  /** Resolves once the blob is in the cache (at once if it already is). */
+  async fetch(sha256: string, size: number): Promise<void> {
+    const pending = this.#wanted.get(sha256);
+    if (pending !== undefined) return pending.promise;
+    if (await this.#cache.has(sha256)) return;
+    let resolve!: () => void;
+    let reject!: (error: CuttleError) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const wanted: Wanted = { size, corruptCopies: 0, promise, resolve, reject };
+    this.#wanted.set(sha256, wanted);
+    promise.then(
+      () => this.#wanted.delete(sha256),
+      () => this.#wanted.delete(sha256),
+    );
+    this.#request(sha256);
+    return promise;
+  }
+
+  /** A new connection: ask again for everything still wanted. */
+  onWelcome(): void {
+    for (const sha256 of this.#wanted.keys()) this.#request(sha256);
+  }
+
+  onDisconnect(): void {
+    this.#transfers.clear();
+    this.#chain = this.#chain.then(() => this.#receiver.abortAll());
+  }
+
+  onMessage(message: BlobBegin | BlobEnd | BlobMissing): void {
+    switch (message.type) {
+      case 'blob-begin': {
+        const wanted = this.#wanted.get(message.sha256);
+        if (wanted === undefined || this.#transfers.has(message.transfer)) return;
+        if (message.size !== wanted.size) {
+          this.#fail(
+            message.sha256,
+            new CuttleError(
+              'blob-corrupt',
+              `the server announced blob ${message.sha256} with ${message.size} bytes; the task says ${wanted.size}`,
+            ),
+          );
+          return;
+        }
+        this.#transfers.set(message.transfer, message.sha256);
+        this.#receiver.begin(message, this.#cache.pathOf(message.sha256));
+        return;
+      }
+      case 'blob-end': {
+        const sha256 = this.#transfers.get(message.transfer);
+        if (sha256 === undefined) return;
+        this.#transfers.delete(message.transfer);
+        this.#chain = this.#chain.then(() => this.#end(message.transfer, sha256));
+        return;
+      }
+      case 'blob-missing':
+        this.#fail(
+          message.sha256,
+          new CuttleError(
+            'blob-missing',
+            `the server does not have the blob ${message.sha256} that the task names`,
+          ),
+        );
+        return;
+    }
+  }
+
+  onFrame(transfer: number, chunk: Buffer): void {
+    if (!this.#transfers.has(transfer)) return;
+    this.#chain = this.#chain
+      .then(() => this.#receiver.chunk(transfer, chunk))
+      .catch(() => undefined);
+  }
+
+  async #end(transfer: number, sha256: string): Promise<void> {
+    const wanted = this.#wanted.get(sha256);
+    try {
+      await this.#receiver.end(transfer);
+      await this.#cache.sealed(sha256);
+      wanted?.resolve();
+    } catch (error) {
+      if (wanted === undefined) return;
+      if (error instanceof BlobCorruptError) {
+        this.#connection.send({
+          type: 'error',
+          code: 'blob-corrupt',
+          message: error.message,
+          transfer,
+        });
+        wanted.corruptCopies += 1;
+        if (wanted.corruptCopies < 2) {
+          this.#request(sha256);
+          return;
+        }
+        this.#fail(
+          sha256,
+          new CuttleError(
+            'blob-corrupt',
+            `two copies of blob ${sha256} arrived corrupt: ${error.message}`,
+            { cause: error },
+          ),
+        );
+        return;
+      }
+      this.#fail(
+        sha256,
+        new CuttleError(
+          'workspace-error',
+          `cannot store blob ${sha256}: ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error },
+        ),
+      );
+    }
+  }
+
+  #request(sha256: string): void {
+    // Not connected: the next welcome asks again.
+    this.#connection.send({ type: 'blob-request', sha256 });
+  }
+
+  #fail(sha256: string, error: CuttleError): void {
+    this.#wanted.get(sha256)?.reject(error);
+  }
+}

@@ -53,6 +53,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #blobs: BlobFetcher;
   readonly #held = new Map<string, HeldTask>();
   readonly #queue: string[] = [];
+  #arrivals: Promise<void> = Promise.resolve();
   #engine: EngineInfo | undefined;
   #running = 0;
   #draining = false;
@@ -295,7 +296,15 @@ export class Agent extends EventEmitter<AgentEvents> {
   #onMessage(message: ServerMessageAfterWelcome): void {
     switch (message.type) {
       case 'task':
-        void this.#onTask(message);
+        // One at a time, in arrival order: slots go to tasks in the order the server sent them.
+        this.#arrivals = this.#arrivals
+          .then(() => this.#onTask(message))
+          .catch((error: unknown) => {
+            this.#logger.error('cannot take a task', {
+              taskId: message.taskId,
+              error: String(error),
+            });
+          });
         return;
       case 'cancel': {
         const held = this.#held.get(message.taskId);

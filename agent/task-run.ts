@@ -53,7 +53,7 @@ export interface TaskRunContext {
   docker: DockerClient | undefined;
   hostExecution: boolean;
   maxArtifactBytes: number;
-  packages: { cache: PackageCache; fetch(sha256: string, size: number): Promise<void> };
+  packages: { cache: PackageCache; fetch: (sha256: string, size: number) => Promise<void> };
   logger: Logger;
 }
 
@@ -365,16 +365,16 @@ export class TaskRun {
 
   /** Fetches the packages the cache lacks; each transfer emits a progress event. */
   async #fetchPackages(): Promise<void> {
-    const { cache, fetch } = this.#ctx.packages;
+    const { packages } = this.#ctx;
     for (const pkg of this.#ctx.task.packages) {
-      if (await cache.has(pkg.sha256)) continue;
+      if (await packages.cache.has(pkg.sha256)) continue;
       await this.#append({
         kind: 'progress',
         activity: 'transfer',
         message: `fetching package ${pkg.name} (${pkg.size} bytes)`,
         percent: 0,
       });
-      await fetch(pkg.sha256, pkg.size);
+      await packages.fetch(pkg.sha256, pkg.size);
       await this.#append({
         kind: 'progress',
         activity: 'transfer',

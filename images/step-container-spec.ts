@@ -39,6 +39,9 @@ export function toCreateOptions(spec: StepContainerSpec): Docker.ContainerCreate
       LogConfig: { Type: 'none', Config: {} },
       // The agent removes containers itself, so it can reattach to them after its own restart.
       AutoRemove: false,
+      // An init process as PID 1 passes SIGTERM on to the step: a shell as PID 1 ignores it, and
+      // a cancel would always wait the whole grace period for SIGKILL.
+      Init: true,
     },
   };
 }

@@ -1,0 +1,258 @@
+import { existsSync, realpathSync } from 'node:fs';
+import { posix } from 'node:path';
+import type { TranslatedOptions } from './container-settings.js';
+import { OptionsForbiddenError } from './options-errors.js';
+import { normalizeCapabilities } from './translate-options.js';
+
+/** What a worker's owner lets steps ask for through container options. */
+export interface OptionsPolicy {
+  /** `--privileged`. */
+  allowPrivileged: boolean;
+  /** `--network/--pid/--ipc/--uts/--userns/--cgroupns host`, and joining another container's namespaces (`container:NAME`). */
+  allowHostNamespaces: boolean;
+  /** Capabilities beyond SAFE_CAPABILITIES that `--cap-add` may add (`ALL` allows any). */
+  allowedCapabilities: string[];
+  /** `--device`, `--gpus`, `--device-cgroup-rule`. */
+  allowDevices: boolean;
+  /** `--security-opt seccomp=unconfined|<profile>`, `apparmor=unconfined`, `label=disable`, `systempaths=unconfined`. */
+  allowUnconfined: boolean;
+  /** Host path prefixes that bind mounts may use. Sensitive paths must be listed exactly. */
+  allowedBindMounts: string[];
+  /** `--volumes-from`: another container's mounts may include anything. */
+  allowVolumesFrom: boolean;
+}
+
+export const DEFAULT_OPTIONS_POLICY: OptionsPolicy = Object.freeze({
+  allowPrivileged: false,
+  allowHostNamespaces: false,
+  allowedCapabilities: [],
+  allowDevices: false,
+  allowUnconfined: false,
+  allowedBindMounts: [],
+  allowVolumesFrom: false,
+});
+
+/**
+ * The configuration key and `cuttle agent` flag for each setting, named in refusals. The agent's
+ * configuration must use these names.
+ */
+export const POLICY_SETTINGS = {
+  allowPrivileged: { key: 'allowPrivileged', flag: '--allow-privileged' },
+  allowHostNamespaces: { key: 'allowHostNamespaces', flag: '--allow-host-namespaces' },
+  allowedCapabilities: { key: 'allowedCapabilities', flag: '--allow-capability CAP' },
+  allowDevices: { key: 'allowDevices', flag: '--allow-devices' },
+  allowUnconfined: { key: 'allowUnconfined', flag: '--allow-unconfined' },
+  allowedBindMounts: { key: 'allowedBindMounts', flag: '--allow-bind-mount PATH' },
+  allowVolumesFrom: { key: 'allowVolumesFrom', flag: '--allow-volumes-from' },
+} as const satisfies Record<keyof OptionsPolicy, { key: string; flag: string }>;
+
+/**
+ * Capabilities `--cap-add` may add without any setting: Docker's default set (re-adding one is a
+ * no-op) and a few that give no power over the host or other containers.
+ */
+export const SAFE_CAPABILITIES: readonly string[] = [
+  'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_MKNOD',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_RAW',
+  'CAP_SETFCAP',
+  'CAP_SETGID',
+  'CAP_SETPCAP',
+  'CAP_SETUID',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_NICE',
+  'CAP_IPC_LOCK',
+  'CAP_LEASE',
+  'CAP_WAKE_ALARM',
+  'CAP_AUDIT_READ',
+];
+
+/**
+ * Host paths a bind mount may use only when allowedBindMounts names them (or a sensitive folder
+ * holding them) — a broad prefix such as `/` does not allow them: the root, system folders and the
+ * Docker socket. Anything inside one of them (but `/`), and any folder holding one (e.g. `/var`), is
+ * just as sensitive.
+ */
+export const SENSITIVE_HOST_PATHS: readonly string[] = [
+  '/',
+  '/bin',
+  '/boot',
+  '/dev',
+  '/etc',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/proc',
+  '/root',
+  '/run',
+  '/sbin',
+  '/sys',
+  '/usr',
+  '/var/lib/docker',
+  '/var/lib/containerd',
+  '/var/run',
+  '/var/run/docker.sock',
+  '/run/docker.sock',
+  '/run/containerd',
+];
+
+function forbidden(option: string, setting: keyof OptionsPolicy, what: string): never {
+  const { key, flag } = POLICY_SETTINGS[setting];
+  throw new OptionsForbiddenError(
+    `Option ${option} is forbidden by this worker's policy: ${what}. The worker's owner can allow it with ${key} in the agent's configuration file, or ${flag} on \`cuttle agent\`.`,
+    option,
+    key,
+  );
+}
+
+function isInside(path: string, folder: string): boolean {
+  return folder === '/' || path === folder || path.startsWith(`${folder}/`);
+}
+
+/** The path with `..` resolved and, where it exists, symbolic links followed. */
+function realHostPath(path: string): string {
+  const normalized = posix.resolve(path);
+  if (!existsSync(normalized)) return normalized;
+  try {
+    return realpathSync(normalized);
+  } catch {
+    return normalized;
+  }
+}
+
+/** The root, a system folder or the Docker socket; anything inside one (but `/`); or a folder holding one. */
+function isSensitive(path: string): boolean {
+  return SENSITIVE_HOST_PATHS.some(
+    (sensitive) => isInside(sensitive, path) || (sensitive !== '/' && isInside(path, sensitive)),
+  );
+}
+
+/**
+ * Whether an allowed prefix covers the path. A sensitive path needs an allowed entry that is itself
+ * sensitive (the owner named it on purpose), not a broad prefix such as `/`.
+ */
+function isAllowed(path: string, allowed: string[]): boolean {
+  if (!isSensitive(path)) return allowed.some((prefix) => isInside(path, prefix));
+  return allowed.some(
+    (prefix) =>
+      prefix === path || (prefix !== '/' && isSensitive(prefix) && isInside(path, prefix)),
+  );
+}
+
+/**
+ * Throws OptionsForbiddenError (`options-forbidden`) for the first thing the translated options ask
+ * for that the policy does not allow, naming the option and the setting that would allow it.
+ */
+export function checkOptionsPolicy(translated: TranslatedOptions, policy: OptionsPolicy): void {
+  const host = translated.hostConfig;
+  if (host.Privileged === true && !policy.allowPrivileged) {
+    forbidden('--privileged', 'allowPrivileged', 'it gives the step full control of the worker');
+  }
+
+  const namespaces = [
+    ['--network', host.NetworkMode],
+    ['--pid', host.PidMode],
+    ['--ipc', host.IpcMode],
+    ['--uts', host.UTSMode],
+    ['--userns', host.UsernsMode],
+    ['--cgroupns', host.CgroupnsMode],
+  ] as const;
+  if (!policy.allowHostNamespaces) {
+    for (const [flag, mode] of namespaces) {
+      if (mode === 'host') {
+        forbidden(`${flag} host`, 'allowHostNamespaces', "it shares the worker's own namespace");
+      }
+      if (mode?.startsWith('container:') === true) {
+        forbidden(
+          `${flag} ${mode}`,
+          'allowHostNamespaces',
+          "it joins another container's namespace, which may not be a step's",
+        );
+      }
+    }
+  }
+
+  const allowedCaps = new Set(normalizeCapabilities(policy.allowedCapabilities));
+  if (!allowedCaps.has('ALL')) {
+    for (const cap of host.CapAdd ?? []) {
+      if (!SAFE_CAPABILITIES.includes(cap) && !allowedCaps.has(cap)) {
+        forbidden(
+          `--cap-add ${cap}`,
+          'allowedCapabilities',
+          `${cap} gives power over the worker or other containers`,
+        );
+      }
+    }
+  }
+
+  if (!policy.allowDevices) {
+    const device = host.Devices?.[0];
+    if (device !== undefined) {
+      forbidden(`--device ${device.PathOnHost}`, 'allowDevices', 'it exposes a host device');
+    }
+    if ((host.DeviceRequests ?? []).length > 0) {
+      forbidden('--gpus/--device', 'allowDevices', 'it exposes host devices');
+    }
+    const rule = host.DeviceCgroupRules?.[0];
+    if (rule !== undefined) {
+      forbidden(
+        `--device-cgroup-rule '${rule}'`,
+        'allowDevices',
+        'it grants access to host devices',
+      );
+    }
+  }
+
+  if (!policy.allowUnconfined) {
+    for (const opt of host.SecurityOpt ?? []) {
+      const [key = '', value = ''] = opt.split(/[=:](.*)/s);
+      const unconfined =
+        (key === 'seccomp' && value !== 'builtin') ||
+        (key === 'apparmor' && value === 'unconfined') ||
+        (key === 'label' && value === 'disable');
+      if (unconfined) {
+        const shown = key === 'seccomp' && value !== 'unconfined' ? 'seccomp=<profile>' : opt;
+        forbidden(
+          `--security-opt ${shown}`,
+          'allowUnconfined',
+          key === 'seccomp' && value !== 'unconfined'
+            ? 'a custom seccomp profile can lift all system call confinement'
+            : "it disables the step container's confinement",
+        );
+      }
+    }
+    if (host.MaskedPaths?.length === 0 || host.ReadonlyPaths?.length === 0) {
+      forbidden(
+        '--security-opt systempaths=unconfined',
+        'allowUnconfined',
+        "it unmasks the kernel's /proc and /sys files",
+      );
+    }
+  }
+
+  if ((host.VolumesFrom ?? []).length > 0 && !policy.allowVolumesFrom) {
+    forbidden(
+      `--volumes-from ${host.VolumesFrom?.[0] ?? ''}`,
+      'allowVolumesFrom',
+      "another container's mounts may include any host folder",
+    );
+  }
+
+  const allowed = policy.allowedBindMounts.map((prefix) => realHostPath(prefix));
+  for (const bind of translated.bindMounts) {
+    const path = realHostPath(bind.hostPath);
+    if (!isAllowed(path, allowed)) {
+      const why = isSensitive(path)
+        ? `${path} is the root, a system folder or the Docker socket (or inside or holding one), which must be allowed by name`
+        : allowed.length === 0
+          ? 'this worker allows no bind mounts'
+          : `${path} is not under an allowed host path (${allowed.join(', ')})`;
+      forbidden(bind.option, 'allowedBindMounts', why);
+    }
+  }
+}

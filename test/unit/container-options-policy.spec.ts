@@ -1,0 +1,209 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DEFAULT_OPTIONS_POLICY,
+  OptionsForbiddenError,
+  checkOptionsPolicy,
+  translateContainerOptions,
+  type OptionsPolicy,
+} from '../../images/container-options/index.js';
+
+describe('container options: worker policy', function () {
+  let work = '';
+  let allowedRoot = '';
+
+  before(async function () {
+    work = await realpath(await mkdtemp(join(tmpdir(), 'cuttle-policy-work-')));
+    allowedRoot = await realpath(await mkdtemp(join(tmpdir(), 'cuttle-policy-allowed-')));
+    await symlink('/', join(allowedRoot, 'root-link'));
+  });
+
+  after(async function () {
+    await rm(work, { recursive: true, force: true });
+    await rm(allowedRoot, { recursive: true, force: true });
+  });
+
+  function check(options: string, policy: Partial<OptionsPolicy> = {}): void {
+    const translated = translateContainerOptions(options, { workFolder: work });
+    checkOptionsPolicy(translated, { ...DEFAULT_OPTIONS_POLICY, ...policy });
+  }
+
+  function forbidden(options: string, policy: Partial<OptionsPolicy> = {}): OptionsForbiddenError {
+    try {
+      check(options, policy);
+    } catch (error) {
+      assert.ok(error instanceof OptionsForbiddenError, String(error));
+      assert.equal(error.code, 'options-forbidden');
+      return error;
+    }
+    assert.fail(`expected ${options} to be forbidden`);
+  }
+
+  it('allows ordinary options by default', function () {
+    check(
+      '-e A=1 -m 1g --cpus 2 --cap-add NET_BIND_SERVICE --cap-drop ALL --security-opt no-new-privileges --network bridge --tmpfs /tmp -v named:/data --mount type=volume,target=/v --read-only',
+    );
+  });
+
+  it('refuses --privileged, naming the setting and flag that allow it', function () {
+    const error = forbidden('--privileged');
+    assert.equal(
+      error.message,
+      "Option --privileged is forbidden by this worker's policy: it gives the step full control of the worker. The worker's owner can allow it with allowPrivileged in the agent's configuration file, or --allow-privileged on `cuttle agent`.",
+    );
+    assert.equal(error.option, '--privileged');
+    assert.equal(error.setting, 'allowPrivileged');
+    check('--privileged', { allowPrivileged: true });
+  });
+
+  const namespaces = [
+    '--network host',
+    '--pid host',
+    '--ipc host',
+    '--uts host',
+    '--userns host',
+    '--cgroupns host',
+    '--pid container:other',
+    '--network container:other',
+  ];
+  for (const options of namespaces) {
+    it(`refuses ${options} unless allowHostNamespaces`, function () {
+      const error = forbidden(options);
+      assert.equal(error.option, options);
+      assert.equal(error.setting, 'allowHostNamespaces');
+      assert.match(error.message, /--allow-host-namespaces/);
+      check(options, { allowHostNamespaces: true });
+    });
+  }
+
+  for (const cap of ['ALL', 'SYS_ADMIN', 'sys_module', 'CAP_SYS_PTRACE', 'NET_ADMIN', 'BPF']) {
+    it(`refuses --cap-add ${cap} unless allowed`, function () {
+      const error = forbidden(`--cap-add ${cap}`);
+      assert.equal(error.setting, 'allowedCapabilities');
+      assert.match(error.message, /--allow-capability CAP/);
+      check(`--cap-add ${cap}`, { allowedCapabilities: [cap] });
+      check(`--cap-add ${cap}`, { allowedCapabilities: ['ALL'] });
+    });
+  }
+
+  it('names the normalised capability', function () {
+    assert.equal(forbidden('--cap-add sys_admin').option, '--cap-add CAP_SYS_ADMIN');
+    check('--cap-add sys_admin', { allowedCapabilities: ['CAP_SYS_ADMIN'] });
+  });
+
+  for (const options of [
+    '--device /dev/fuse',
+    '--gpus all',
+    '--device vendor.com/gpu=0',
+    '--device-cgroup-rule "c 1:3 rwm"',
+  ]) {
+    it(`refuses ${options} unless allowDevices`, function () {
+      assert.equal(forbidden(options).setting, 'allowDevices');
+      check(options, { allowDevices: true });
+    });
+  }
+
+  for (const options of [
+    '--security-opt seccomp=unconfined',
+    '--security-opt seccomp:unconfined',
+    '--security-opt apparmor=unconfined',
+    '--security-opt label=disable',
+    '--security-opt label:disable',
+    '--security-opt systempaths=unconfined',
+  ]) {
+    it(`refuses ${options} unless allowUnconfined`, function () {
+      const error = forbidden(options);
+      assert.equal(error.option, options);
+      assert.equal(error.setting, 'allowUnconfined');
+      check(options, { allowUnconfined: true });
+    });
+  }
+
+  it('refuses a custom seccomp profile unless allowUnconfined', async function () {
+    await writeFile(join(work, 'profile.json'), '{"defaultAction":"SCMP_ACT_ALLOW"}');
+    const error = forbidden('--security-opt seccomp=profile.json');
+    assert.equal(error.option, '--security-opt seccomp=<profile>');
+    assert.match(error.message, /a custom seccomp profile can lift all system call confinement/);
+    check('--security-opt seccomp=profile.json', { allowUnconfined: true });
+  });
+
+  it('allows confining security options', function () {
+    check(
+      '--security-opt seccomp=builtin --security-opt apparmor=docker-default --security-opt label=level:s0',
+    );
+  });
+
+  it('refuses --volumes-from unless allowVolumesFrom', function () {
+    assert.equal(forbidden('--volumes-from other').setting, 'allowVolumesFrom');
+    check('--volumes-from other', { allowVolumesFrom: true });
+  });
+
+  it('refuses every bind mount when no host path is allowed', function () {
+    const error = forbidden('-v /srv/data:/data');
+    assert.equal(
+      error.message,
+      "Option -v /srv/data:/data is forbidden by this worker's policy: this worker allows no bind mounts. The worker's owner can allow it with allowedBindMounts in the agent's configuration file, or --allow-bind-mount PATH on `cuttle agent`.",
+    );
+    assert.equal(
+      forbidden('--mount type=bind,source=/srv/data,target=/d').setting,
+      'allowedBindMounts',
+    );
+  });
+
+  it('allows bind mounts under an allowed host path only', function () {
+    const policy = { allowedBindMounts: [allowedRoot] };
+    check(`-v ${allowedRoot}:/data`, policy);
+    check(`-v ${allowedRoot}/sub/dir:/data:ro`, policy);
+    check(`--mount type=bind,source=${allowedRoot},target=/d`, policy);
+    assert.match(
+      forbidden('-v /srv/data:/data', policy).message,
+      /is not under an allowed host path/,
+    );
+    assert.match(
+      forbidden(`-v ${allowedRoot}-other:/data`, policy).message,
+      /not under an allowed/,
+    );
+    assert.match(forbidden(`-v ${allowedRoot}/../x:/data`, policy).message, /not under an allowed/);
+  });
+
+  it('follows symbolic links before deciding', function () {
+    const error = forbidden(`-v ${allowedRoot}/root-link:/host`, {
+      allowedBindMounts: [allowedRoot],
+    });
+    assert.match(error.message, /\/ is the root, a system folder or the Docker socket/);
+  });
+
+  it('refuses a bind of / unless / is allowed', function () {
+    assert.equal(forbidden('-v /:/host').option, '-v /:/host');
+    check('-v /:/host', { allowedBindMounts: ['/'] });
+  });
+
+  for (const path of [
+    '/etc',
+    '/var/run/docker.sock',
+    '/run/docker.sock',
+    '/proc',
+    '/var',
+    '/usr/lib',
+  ]) {
+    it(`refuses a bind of ${path} even when / is allowed, unless named`, function () {
+      const error = forbidden(`-v ${path}:/host`, { allowedBindMounts: ['/'] });
+      assert.match(error.message, /must be allowed by name/);
+      check(`-v ${path}:/host`, { allowedBindMounts: [path] });
+    });
+  }
+
+  it('allows what is inside a sensitive folder that is named', function () {
+    check('-v /var/lib/docker/volumes:/v', { allowedBindMounts: ['/var'] });
+    check(`-v ${allowedRoot}:/data`, { allowedBindMounts: ['/'] });
+  });
+
+  it('treats a local volume that binds a host folder as a bind mount', function () {
+    const options =
+      '--mount "type=volume,target=/x,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=/etc"';
+    assert.equal(forbidden(options).setting, 'allowedBindMounts');
+    check(options, { allowedBindMounts: ['/etc'] });
+  });
+});

@@ -1,13 +1,20 @@
+import { mergeIntoCreateOptions, type TranslatedOptions } from './container-options/index.js';
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import semver from 'semver';
+import { CuttleError } from '../protocol/errors.js';
+import { extract } from 'tar-stream';
 import type {
   ContainerDetails,
   ContainerSummary,
   EngineInfo,
+  ImageListEntry,
   ImageSummary,
+  PathStat,
+  RegistryAuth,
 } from './docker-types.js';
 import {
+  DockerOperationError,
   DockerUnavailableError,
   ImageBuildFailedError,
   ImageNotFoundError,
@@ -18,9 +25,15 @@ import {
   toDockerError,
   unavailable,
 } from './docker-errors.js';
-import { readEngineMessages, LineSplitter } from './json-message-stream.js';
+import { readEngineMessages, LineSplitter, type EngineMessage } from './json-message-stream.js';
 import { AGENT_LABEL, TASK_LABEL, labelFilter } from './labels.js';
-import { mapContainerInfo, mapContainerInspect, mapImageInspect } from './map-inspect-result.js';
+import {
+  mapContainerInfo,
+  mapContainerInspect,
+  mapImageInfo,
+  mapImageInspect,
+} from './map-inspect-result.js';
+import { classifyPullFailure, pullFailureAdvice } from './pull-failure.js';
 import { type StepContainerSpec, toCreateOptions } from './step-container-spec.js';
 
 /** The first Engine API version with `image` mounts (Docker 28). */
@@ -39,11 +52,34 @@ export interface ConnectOptions {
 
 export interface BuildImageOptions {
   tag: string;
-  /** A tar archive holding the Dockerfile at its root. */
-  context: NodeJS.ReadableStream | Buffer;
+  /** A tar archive holding the Dockerfile at its root. Omit when building from `remote`. */
+  context?: NodeJS.ReadableStream | Buffer;
+  /** A remote context the engine fetches itself, e.g. a Git URL `url#commit:folder`. */
+  remote?: string;
+  /** The Dockerfile's path inside the context (default `Dockerfile`). */
+  dockerfile?: string;
   labels?: Record<string, string>;
   onOutput?: (line: string) => void;
+  signal?: AbortSignal;
 }
+
+export interface PullOptions {
+  /** Sent to the engine in X-Registry-Auth; never logged. */
+  auth?: RegistryAuth;
+  /** Every message of the engine's progress stream (layers, digest, status). */
+  onMessage?: (message: EngineMessage) => void;
+  signal?: AbortSignal;
+}
+
+export interface PullResult {
+  /** `sha256:...` of the manifest, when the registry told it. */
+  digest: string | undefined;
+  /** The engine already had this exact image ("Image is up to date"). */
+  upToDate: boolean;
+}
+
+/** Where an image's files are read from without running it: a created, never started container. */
+const INERT_COMMAND = ['/cuttle-inspect-only-never-started'];
 
 /** The only owner of dockerode in cuttle: every engine call goes through here. */
 export class DockerClient {
@@ -110,63 +146,246 @@ export class DockerClient {
     }
   }
 
-  /** Pulls a public image (no credentials yet); progress lines go to onProgress. */
+  /** Pulls a public image; progress lines go to onProgress. */
   async pullImage(ref: string, onProgress?: (line: string) => void): Promise<void> {
-    const notFound = (message: string, cause: unknown): ImageNotFoundError =>
-      new ImageNotFoundError(
+    await this.pull(ref, {
+      ...(onProgress === undefined
+        ? {}
+        : {
+            onMessage: (message) => {
+              if (message.status === undefined) return;
+              const prefix = message.id === undefined ? '' : `${message.id}: `;
+              onProgress(
+                `${prefix}${message.status}${message.progress ? ` ${message.progress}` : ''}`,
+              );
+            },
+          }),
+    });
+  }
+
+  /**
+   * Pulls an image, with credentials when given. A missing image or tag throws
+   * ImageNotFoundError; anything else ImagePullFailedError with its reason (`unauthorized`,
+   * `unreachable`, `server-error`, `rate-limited`, `other`).
+   */
+  async pull(ref: string, options: PullOptions = {}): Promise<PullResult> {
+    const withCredentials = options.auth !== undefined;
+    const fail = (message: string, cause: unknown, status?: number): CuttleError => {
+      const kind = classifyPullFailure(message, status);
+      if (kind.kind === 'not-found') {
+        return new ImageNotFoundError(
+          ref,
+          `Image ${ref} was not found in its registry (${message}); check the name and tag${withCredentials ? '' : ', and give credentials if the repository is private'}.`,
+          { cause },
+        );
+      }
+      return new ImagePullFailedError(
         ref,
-        `Image ${ref} was not found in its registry (${message}); check the name and tag.`,
-        { cause },
+        `Pulling image ${ref} failed (${kind.reason}): ${message}; ${pullFailureAdvice(kind.reason, withCredentials)}.`,
+        { cause, reason: kind.reason },
       );
-    const failed = (message: string, cause: unknown): ImagePullFailedError =>
-      new ImagePullFailedError(
-        ref,
-        `Pulling image ${ref} failed: ${message}. Check the worker's network access to the registry.`,
-        { cause },
-      );
+    };
     let stream: NodeJS.ReadableStream;
     try {
-      stream = await this.#docker.pull(ref);
-    } catch (error) {
-      if (isUnreachable(error)) throw unavailable(this.endpoint, error);
-      const message = engineMessageOf(error);
-      throw statusCodeOf(error) === 404 || looksNotFound(message)
-        ? notFound(message, error)
-        : failed(message, error);
-    }
-    let streamError: string | undefined;
-    try {
-      await readEngineMessages(stream, (message) => {
-        if (message.error !== undefined)
-          streamError = message.errorDetail?.message ?? message.error;
-        else if (message.status !== undefined && onProgress !== undefined) {
-          const prefix = message.id === undefined ? '' : `${message.id}: `;
-          onProgress(`${prefix}${message.status}${message.progress ? ` ${message.progress}` : ''}`);
-        }
+      stream = await this.#docker.pull(ref, {
+        ...(options.auth === undefined ? {} : { authconfig: { ...options.auth } }),
+        ...(options.signal === undefined ? {} : { abortSignal: options.signal }),
       });
     } catch (error) {
-      throw failed(engineMessageOf(error), error);
+      if (options.signal?.aborted) throw abortError(options.signal);
+      if (isUnreachable(error)) throw unavailable(this.endpoint, error);
+      throw fail(engineMessageOf(error), error, statusCodeOf(error));
     }
-    if (streamError !== undefined) {
-      throw looksNotFound(streamError)
-        ? notFound(streamError, undefined)
-        : failed(streamError, undefined);
+    let streamError: string | undefined;
+    let digest: string | undefined;
+    let upToDate = false;
+    try {
+      await readEngineMessages(stream, (message) => {
+        if (message.error !== undefined) {
+          streamError = message.errorDetail?.message ?? message.error;
+          return;
+        }
+        const status = message.status ?? '';
+        const found = /^Digest: (sha256:[0-9a-f]{64})/.exec(status);
+        if (found?.[1] !== undefined) digest = found[1];
+        if (/^Status: Image is up to date/.test(status)) upToDate = true;
+        options.onMessage?.(message);
+      });
+    } catch (error) {
+      if (options.signal?.aborted) throw abortError(options.signal);
+      // The engine hung up mid-stream: as transient as a registry that stopped answering.
+      throw fail(`the pull stream broke: ${engineMessageOf(error)} (connection reset)`, error);
+    }
+    if (streamError !== undefined) throw fail(streamError, undefined);
+    return { digest, upToDate };
+  }
+
+  /** Pushes an image to its registry (tests, and warming a mirror); returns the pushed digest. */
+  async pushImage(ref: string, auth?: RegistryAuth): Promise<string | undefined> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.#docker
+        .getImage(ref)
+        .push(auth === undefined ? {} : { authconfig: { ...auth } });
+    } catch (error) {
+      throw toDockerError(this.endpoint, `push image ${ref}`, error);
+    }
+    let pushError: string | undefined;
+    let digest: string | undefined;
+    await readEngineMessages(stream, (message) => {
+      if (message.error !== undefined) pushError = message.errorDetail?.message ?? message.error;
+      if (message.aux?.digest !== undefined) digest = message.aux.digest;
+    });
+    if (pushError !== undefined) {
+      throw new DockerOperationError(`Pushing image ${ref} failed: ${pushError}`, undefined);
+    }
+    return digest;
+  }
+
+  /** Adds the tag `repo:tag` to an image. */
+  async tagImage(ref: string, repo: string, tag: string): Promise<void> {
+    try {
+      await this.#docker.getImage(ref).tag({ repo, tag });
+    } catch (error) {
+      throw toDockerError(this.endpoint, `tag image ${ref} as ${repo}:${tag}`, error);
     }
   }
 
+  /** Images carrying every one of these labels. */
+  async listImages(labels: Record<string, string>): Promise<ImageListEntry[]> {
+    try {
+      const infos = await this.#docker.listImages({ filters: { label: labelFilter(labels) } });
+      return infos.map(mapImageInfo);
+    } catch (error) {
+      throw toDockerError(this.endpoint, 'list images', error);
+    }
+  }
+
+  /**
+   * Creates a container that is never started, so an image's files can be read through the archive
+   * API without running anything from it. Remove it with remove().
+   */
+  async createInertContainer(image: string, labels: Record<string, string>): Promise<string> {
+    try {
+      const container = await this.#docker.createContainer({
+        Image: image,
+        Entrypoint: [''],
+        Cmd: INERT_COMMAND,
+        Labels: labels,
+        NetworkDisabled: true,
+        HostConfig: { NetworkMode: 'none', LogConfig: { Type: 'none', Config: {} } },
+      });
+      return container.id;
+    } catch (error) {
+      if (statusCodeOf(error) === 404) {
+        throw new ImageNotFoundError(image, `Image ${image} is not present on this worker.`, {
+          cause: error,
+        });
+      }
+      throw toDockerError(this.endpoint, `create a container from ${image}`, error);
+    }
+  }
+
+  /** The path's metadata (links not followed), or undefined when it does not exist. */
+  async statPath(containerId: string, path: string): Promise<PathStat | undefined> {
+    let response: unknown;
+    try {
+      response = await this.#docker.getContainer(containerId).infoArchive({ path });
+    } catch (error) {
+      if (statusCodeOf(error) === 404) return undefined;
+      throw toDockerError(this.endpoint, `stat ${path} in container ${containerId}`, error);
+    }
+    const headers: unknown =
+      typeof response === 'object' && response !== null
+        ? Reflect.get(response, 'headers')
+        : undefined;
+    if (response instanceof Readable) response.resume();
+    const header: unknown =
+      typeof headers === 'object' && headers !== null
+        ? Reflect.get(headers, 'x-docker-container-path-stat')
+        : undefined;
+    if (typeof header !== 'string') return undefined;
+    try {
+      const parsed: unknown = JSON.parse(Buffer.from(header, 'base64').toString('utf8'));
+      if (typeof parsed !== 'object' || parsed === null) return undefined;
+      const field = (key: string): unknown => Reflect.get(parsed, key);
+      const name = field('name');
+      const size = field('size');
+      const mode = field('mode');
+      const linkTarget = field('linkTarget');
+      return {
+        name: typeof name === 'string' ? name : '',
+        size: typeof size === 'number' ? size : 0,
+        mode: typeof mode === 'number' ? mode : 0,
+        linkTarget: typeof linkTarget === 'string' ? linkTarget : '',
+      };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The content of a regular file (at most maxBytes), or the target of a symbolic link, or
+   * undefined when the path does not exist.
+   */
+  async readPath(
+    containerId: string,
+    path: string,
+    maxBytes: number,
+  ): Promise<{ content: Buffer } | { linkTarget: string } | undefined> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.#docker.getContainer(containerId).getArchive({ path });
+    } catch (error) {
+      if (statusCodeOf(error) === 404) return undefined;
+      throw toDockerError(this.endpoint, `read ${path} in container ${containerId}`, error);
+    }
+    const archive = extract();
+    let result: { content: Buffer } | { linkTarget: string } | undefined;
+    archive.on('entry', (header, body, next) => {
+      if (result === undefined && header.type === 'symlink') {
+        result = { linkTarget: header.linkname ?? '' };
+      }
+      const chunks: Buffer[] = [];
+      let length = 0;
+      body.on('data', (chunk: unknown) => {
+        if (!Buffer.isBuffer(chunk)) return;
+        if (length < maxBytes) chunks.push(chunk.subarray(0, maxBytes - length));
+        length += chunk.length;
+      });
+      body.on('end', () => {
+        if (result === undefined && header.type === 'file') {
+          result = { content: Buffer.concat(chunks) };
+        }
+        next();
+      });
+      body.resume();
+    });
+    await new Promise<void>((resolve, reject) => {
+      archive.on('finish', resolve);
+      archive.on('error', reject);
+      stream.on('error', reject);
+      stream.pipe(archive);
+    });
+    return result;
+  }
+
   /** Builds with the classic builder, streaming its output line by line. */
-  async buildImage(options: BuildImageOptions): Promise<void> {
+  async buildImage(options: BuildImageOptions): Promise<{ imageId: string | undefined }> {
     const { tag, onOutput } = options;
     const failed = (message: string, cause: unknown): ImageBuildFailedError =>
       new ImageBuildFailedError(tag, `Building image ${tag} failed: ${message}`, { cause });
-    const context = Buffer.isBuffer(options.context)
-      ? Readable.from([options.context])
-      : options.context;
+    // A remote build still needs a request body: dockerode sends its options as JSON without one.
+    const body = options.context ?? Buffer.alloc(0);
+    const context = Buffer.isBuffer(body) ? Readable.from([body]) : body;
     let stream: NodeJS.ReadableStream;
     try {
       stream = await this.#docker.buildImage(context, {
         t: tag,
         labels: options.labels ?? {},
+        ...(options.remote === undefined ? {} : { remote: options.remote }),
+        ...(options.dockerfile === undefined ? {} : { dockerfile: options.dockerfile }),
+        ...(options.signal === undefined ? {} : { abortSignal: options.signal }),
         // Classic builder: BuildKit needs a session and would ignore our streamed output format.
         version: '1',
         // Leave no intermediate containers behind, even when a step fails.
@@ -174,22 +393,27 @@ export class DockerClient {
         forcerm: true,
       });
     } catch (error) {
+      if (options.signal?.aborted) throw abortError(options.signal);
       if (isUnreachable(error)) throw unavailable(this.endpoint, error);
       throw failed(engineMessageOf(error), error);
     }
     const lines = new LineSplitter((line) => onOutput?.(line));
     let buildError: string | undefined;
+    let imageId: string | undefined;
     try {
       await readEngineMessages(stream, (message) => {
         if (message.stream !== undefined) lines.push(message.stream);
+        if (message.aux?.id !== undefined) imageId = message.aux.id;
         if (message.error !== undefined) buildError = message.errorDetail?.message ?? message.error;
       });
     } catch (error) {
+      if (options.signal?.aborted) throw abortError(options.signal);
       throw failed(engineMessageOf(error), error);
     } finally {
       lines.end();
     }
     if (buildError !== undefined) throw failed(buildError.trim(), undefined);
+    return { imageId };
   }
 
   /** Removes an image by reference (not forced: an image in use stays). Already gone is fine. */
@@ -203,9 +427,16 @@ export class DockerClient {
   }
 
   /** Creates (does not start) a step's container; returns its id. */
-  async createStepContainer(spec: StepContainerSpec): Promise<string> {
+  /**
+   * Creates a step container; `options` are the step's translated container options, merged
+   * under the step's own settings (which always win).
+   */
+  async createStepContainer(spec: StepContainerSpec, options?: TranslatedOptions): Promise<string> {
+    const base = toCreateOptions(spec);
     try {
-      const container = await this.#docker.createContainer(toCreateOptions(spec));
+      const container = await this.#docker.createContainer(
+        options === undefined ? base : mergeIntoCreateOptions(base, options),
+      );
       return container.id;
     } catch (error) {
       if (statusCodeOf(error) === 404) {
@@ -309,13 +540,16 @@ export class DockerClient {
   }
 }
 
+/** What a cancelled engine call throws: the signal's reason when it is an Error. */
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error
+    ? reason
+    : new CuttleError('internal', 'the operation was cancelled');
+}
+
 /** 304 (already stopped) and 404 (no such container) mean the caller's goal is already reached. */
 function isGone(error: unknown): boolean {
   const status = statusCodeOf(error);
   return status === 304 || status === 404;
-}
-
-// Registries word "no such image" differently; these cover Docker Hub, distribution and GHCR.
-function looksNotFound(message: string): boolean {
-  return /not found|manifest unknown|pull access denied|repository does not exist/i.test(message);
 }

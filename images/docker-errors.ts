@@ -16,11 +16,52 @@ export class ImageNotFoundError extends CuttleError {
   }
 }
 
+/**
+ * Why a pull failed, as far as the engine's words tell: `unreachable` and `server-error` are
+ * transient (retried, and with pull policy `always` a cached image is used instead).
+ */
+export type PullFailureReason =
+  'unauthorized' | 'unreachable' | 'server-error' | 'rate-limited' | 'other';
+
 export class ImagePullFailedError extends CuttleError {
   readonly ref: string;
+  readonly reason: PullFailureReason;
 
-  constructor(ref: string, message: string, options?: { cause?: unknown }) {
+  constructor(
+    ref: string,
+    message: string,
+    options?: { cause?: unknown; reason?: PullFailureReason },
+  ) {
     super('image-pull-failed', message, options);
+    this.ref = ref;
+    this.reason = options?.reason ?? 'other';
+  }
+
+  /** The registry could not be reached or answered 5xx: worth a retry, or the cached image. */
+  get transient(): boolean {
+    return this.reason === 'unreachable' || this.reason === 'server-error';
+  }
+}
+
+/** The image, or its pull policy, is outside what the worker's configuration allows. */
+export class ImageForbiddenError extends CuttleError {
+  readonly ref: string;
+  /** The configuration setting that forbids it, e.g. `allowedImages`. */
+  readonly setting: string;
+
+  constructor(ref: string, setting: string, message: string) {
+    super('image-forbidden', message);
+    this.ref = ref;
+    this.setting = setting;
+  }
+}
+
+/** The image cannot run the task's tool (its C library does not match the tool's). */
+export class ImageIncompatibleError extends CuttleError {
+  readonly ref: string;
+
+  constructor(ref: string, message: string) {
+    super('image-incompatible', message);
     this.ref = ref;
   }
 }

@@ -17,6 +17,42 @@ export interface ImageSummary {
   env: string[];
   workingDir: string;
   user: string;
+  /** Bytes on disk (all layers). */
+  size: number;
+  /** `name@sha256:...` for each registry it was pulled from or pushed to. */
+  repoDigests: string[];
+  repoTags: string[];
+  labels: Record<string, string>;
+  /** ISO timestamp of the image's creation. */
+  created: string;
+  architecture: string;
+}
+
+/** One row of an image listing. */
+export interface ImageListEntry {
+  id: string;
+  repoTags: string[];
+  size: number;
+  /** Creation time, milliseconds since the epoch. */
+  createdMs: number;
+  labels: Record<string, string>;
+}
+
+/** Credentials for one registry, sent to the engine in X-Registry-Auth (never written anywhere). */
+export interface RegistryAuth {
+  username: string;
+  password: string;
+  /** e.g. `registry.example.com` or `https://index.docker.io/v1/`. */
+  serveraddress: string;
+}
+
+/** What the engine says about a path inside a container's filesystem. */
+export interface PathStat {
+  name: string;
+  size: number;
+  mode: number;
+  /** The target when the path is a symbolic link, else ''. */
+  linkTarget: string;
 }
 
 export interface ContainerSummary {

@@ -8,6 +8,15 @@ export interface EngineMessage {
   id?: string;
   error?: string;
   errorDetail?: { message?: string };
+  /** Byte counts of a layer's download or extraction (pull), when the engine knows them. */
+  progressDetail?: { current: number; total?: number };
+  /** Side results: the pushed or pulled digest (`Digest`), a built image's `ID`. */
+  aux?: { digest?: string; id?: string; size?: number };
+}
+
+function numberField(value: object, key: string): number | undefined {
+  const field: unknown = Reflect.get(value, key);
+  return typeof field === 'number' && Number.isFinite(field) ? field : undefined;
 }
 
 function toEngineMessage(value: unknown): EngineMessage {
@@ -21,6 +30,25 @@ function toEngineMessage(value: unknown): EngineMessage {
   if (typeof detail === 'object' && detail !== null) {
     const text: unknown = Reflect.get(detail, 'message');
     if (typeof text === 'string') message.errorDetail = { message: text };
+  }
+  const progress: unknown = Reflect.get(value, 'progressDetail');
+  if (typeof progress === 'object' && progress !== null) {
+    const current = numberField(progress, 'current');
+    const total = numberField(progress, 'total');
+    if (current !== undefined) {
+      message.progressDetail = total === undefined ? { current } : { current, total };
+    }
+  }
+  const aux: unknown = Reflect.get(value, 'aux');
+  if (typeof aux === 'object' && aux !== null) {
+    const digest: unknown = Reflect.get(aux, 'Digest');
+    const id: unknown = Reflect.get(aux, 'ID');
+    const size = numberField(aux, 'Size');
+    message.aux = {
+      ...(typeof digest === 'string' ? { digest } : {}),
+      ...(typeof id === 'string' ? { id } : {}),
+      ...(size === undefined ? {} : { size }),
+    };
   }
   return message;
 }

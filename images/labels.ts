@@ -11,3 +11,16 @@ export function containerLabels(agentId: string, taskId: string): Record<string,
 export function labelFilter(labels: Record<string, string>): string[] {
   return Object.entries(labels).map(([key, value]) => `${key}=${value}`);
 }
+
+/** On images cuttle builds: what they were built from (`dockerfile` or `git`). */
+export const BUILD_SOURCE_LABEL = 'dev.cuttle.build.source';
+/** SHA-256 of an inline Dockerfile. */
+export const BUILD_DOCKERFILE_SHA_LABEL = 'dev.cuttle.build.dockerfile-sha256';
+/** A Git build's URL (credentials masked), ref, resolved commit, context and Dockerfile path. */
+export const BUILD_GIT_URL_LABEL = 'dev.cuttle.build.git.url';
+export const BUILD_GIT_REF_LABEL = 'dev.cuttle.build.git.ref';
+export const BUILD_GIT_COMMIT_LABEL = 'dev.cuttle.build.git.commit';
+export const BUILD_GIT_CONTEXT_LABEL = 'dev.cuttle.build.git.context';
+export const BUILD_GIT_DOCKERFILE_LABEL = 'dev.cuttle.build.git.dockerfile';
+/** On the never-started containers used to read an image's files. */
+export const INSPECT_LABEL = 'dev.cuttle.inspect';

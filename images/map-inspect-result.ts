@@ -1,5 +1,10 @@
 import type Docker from 'dockerode';
-import type { ContainerDetails, ContainerSummary, ImageSummary } from './docker-types.js';
+import type {
+  ContainerDetails,
+  ContainerSummary,
+  ImageListEntry,
+  ImageSummary,
+} from './docker-types.js';
 import { AGENT_LABEL, TASK_LABEL } from './labels.js';
 
 // The engine sends null (not []) for an unset Entrypoint/Cmd/Env, whatever dockerode's types say.
@@ -23,6 +28,23 @@ export function mapImageInspect(info: Docker.ImageInspectInfo): ImageSummary {
     env: stringList(config.Env) ?? [],
     workingDir: config.WorkingDir ?? '',
     user: config.User ?? '',
+    size: info.Size,
+    repoDigests: info.RepoDigests ?? [],
+    repoTags: info.RepoTags ?? [],
+    labels: config.Labels ?? {},
+    created: info.Created,
+    architecture: info.Architecture,
+  };
+}
+
+export function mapImageInfo(info: Docker.ImageInfo): ImageListEntry {
+  return {
+    id: info.Id,
+    // The engine lists an untagged image with null or ['<none>:<none>'].
+    repoTags: (info.RepoTags ?? []).filter((tag) => tag !== '<none>:<none>'),
+    size: info.Size,
+    createdMs: info.Created * 1000,
+    labels: info.Labels ?? {},
   };
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares this machine for cuttle: Debian packages (Docker engine, busybox-static for the demo
-# image, git), a running Docker engine, npm dependencies and the build. Safe to run again: it only
+# image, git; docker-registry, apache2-utils and musl for the tests), a running Docker engine,
+# npm dependencies and the build. Safe to run again: it only
 # does what is missing, and says what it does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,10 @@ need_packages=()
 command -v dockerd >/dev/null 2>&1 || need_packages+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need_packages+=(busybox-static)
 command -v git >/dev/null 2>&1 || need_packages+=(git)
+# For the tests: a private registry, its htpasswd, and musl to stand in for Alpine.
+command -v docker-registry >/dev/null 2>&1 || need_packages+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need_packages+=(apache2-utils)
+dpkg -s musl >/dev/null 2>&1 || need_packages+=(musl)
 if [ ${#need_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     say "missing Debian packages: ${need_packages[*]}; run as root or install them with apt-get"

@@ -18,7 +18,7 @@ import {
   removeWorkFolder,
   TaskJournal,
 } from '../workspace/index.js';
-import { DockerClient, type EngineInfo } from '../images/index.js';
+import { DockerClient, ImageResolver, type EngineInfo } from '../images/index.js';
 import type { AgentConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { BlobFetcher } from './blob-fetcher.js';
@@ -51,6 +51,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #channel: ServerChannel;
   readonly #packages: PackageCache;
   readonly #blobs: BlobFetcher;
+  readonly #images: ImageResolver;
   readonly #held = new Map<string, HeldTask>();
   readonly #queue: string[] = [];
   #arrivals: Promise<void> = Promise.resolve();
@@ -78,6 +79,19 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#channel = new ServerChannel(this.#connection);
     this.#packages = new PackageCache(home.packagesDir);
     this.#blobs = new BlobFetcher(this.#connection, this.#packages);
+    this.#images = new ImageResolver(
+      docker,
+      { allowedImages: config.allowedImages, allowedPullPolicies: config.allowedPullPolicies },
+      { agentId: home.agentId },
+      {
+        retention: {
+          maxCount: config.builtImagesMaxCount,
+          ...(config.builtImagesMaxBytes === undefined
+            ? {}
+            : { maxBytes: config.builtImagesMaxBytes }),
+        },
+      },
+    );
   }
 
   get id(): string {
@@ -111,6 +125,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       void agent.#probeEngine();
     });
     agent.#connection.start();
+    if (config.prepull.length > 0 && agent.#engine !== undefined) void agent.#prepull();
     return agent;
   }
 
@@ -392,6 +407,16 @@ export class Agent extends EventEmitter<AgentEvents> {
       docker: this.#engine === undefined ? undefined : this.#docker,
       hostExecution: this.config.allowHostExecution,
       maxArtifactBytes: this.config.maxArtifactBytes,
+      images: this.#images,
+      optionsPolicy: {
+        allowPrivileged: this.config.allowPrivileged,
+        allowHostNamespaces: this.config.allowHostNamespaces,
+        allowedCapabilities: this.config.allowedCapabilities,
+        allowDevices: this.config.allowDevices,
+        allowUnconfined: this.config.allowUnconfined,
+        allowedBindMounts: this.config.allowedBindMounts,
+        allowVolumesFrom: this.config.allowVolumesFrom,
+      },
       packages: { cache: this.#packages, fetch: (sha256, size) => this.#blobs.fetch(sha256, size) },
       logger: this.#logger,
     });
@@ -407,11 +432,42 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.#running -= 1;
         held.run = undefined;
         void this.#evictPackages();
+        void this.#pruneImages();
         this.#logger.info('task finished', { taskId });
         const next = this.#queue.shift();
         if (next !== undefined) this.#start(next, false);
         this.#maybeDrained();
       });
+  }
+
+  /** Warms the worker: pulls the configured images in the background (missing ones only). */
+  async #prepull(): Promise<void> {
+    for (const result of await this.#images.prepull(this.config.prepull)) {
+      if (result.ok) this.#logger.info('pre-pulled an image', { image: result.ref });
+      else
+        this.#logger.warn('cannot pre-pull an image', {
+          image: result.ref,
+          code: result.error.code,
+          error: result.error.message,
+        });
+    }
+  }
+
+  /** Removes least recently used built images beyond the retention limits, sparing running steps'. */
+  async #pruneImages(): Promise<void> {
+    if (this.#engine === undefined) return;
+    const inUse = new Set<string>();
+    for (const held of this.#held.values()) {
+      const image = held.run?.image;
+      if (image !== undefined) inUse.add(image);
+    }
+    try {
+      const removed = await this.#images.pruneBuiltImages(inUse);
+      if (removed.length > 0)
+        this.#logger.info('removed built images beyond the retention limits', { images: removed });
+    } catch (error) {
+      this.#logger.warn('cannot prune built images', { error: String(error) });
+    }
   }
 
   /** Keeps the package cache under its limit, sparing the packages of tasks still held. */

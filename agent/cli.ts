@@ -2,6 +2,7 @@
 /** The `cuttle` command: dispatches to a sub-command and turns errors into a clear line and exit code. */
 import { CuttleError } from '../protocol/index.js';
 import { agentCommand, configFromArgs } from './commands/agent-command.js';
+import { prepullCommand } from './commands/prepull-command.js';
 import { serverCommand } from './commands/server-command.js';
 import { submitCommand } from './commands/submit-command.js';
 import { tryCommand } from './commands/try-command.js';
@@ -15,6 +16,7 @@ commands:
   try            run a demo step end to end: in-process reference server, agent, real container
   server         run the reference server (--listen HOST:PORT --token T --data DIR)
   submit FILE    submit a task to a reference server's HTTP API (--server URL --token T --follow)
+  prepull IMAGE  pull images ahead of the first task (--pull-policy always|if-not-present)
   version        print the version`;
 
 async function main(argv: string[]): Promise<number> {
@@ -38,6 +40,8 @@ async function main(argv: string[]): Promise<number> {
       return serverCommand(rest);
     case 'submit':
       return submitCommand(rest);
+    case 'prepull':
+      return prepullCommand(rest);
     case 'version':
     case '--version':
       console.log(agentVersion());

@@ -19,6 +19,14 @@ export const DEFAULTS = {
   allowHostExecution: true,
   maxArtifactBytes: 2 * 1024 * 1024 * 1024,
   packageCacheBytes: 10 * 1024 * 1024 * 1024,
+  builtImagesMaxCount: 50,
+  // The container options policy: safe by default (see docs/container-options.md); the lists
+  // (allowedImages, allowedPullPolicies, prepull, allowedCapabilities, allowedBindMounts) are empty.
+  allowPrivileged: false,
+  allowHostNamespaces: false,
+  allowDevices: false,
+  allowUnconfined: false,
+  allowVolumesFrom: false,
 } as const;
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -47,6 +55,20 @@ export const configSchema = z
     allowHostExecution: z.boolean().default(DEFAULTS.allowHostExecution),
     maxArtifactBytes: z.coerce.number().int().min(0).default(DEFAULTS.maxArtifactBytes),
     packageCacheBytes: z.coerce.number().int().min(0).default(DEFAULTS.packageCacheBytes),
+    allowedImages: z.array(z.string().min(1)).default(() => []),
+    allowedPullPolicies: z.array(z.enum(['always', 'if-not-present', 'never'])).default(() => []),
+    builtImagesMaxCount: z.coerce.number().int().min(1).default(DEFAULTS.builtImagesMaxCount),
+    builtImagesMaxBytes: z.coerce.number().int().min(0).optional(),
+    prepull: z.array(z.string().min(1)).default(() => []),
+    allowPrivileged: z.boolean().default(DEFAULTS.allowPrivileged),
+    allowHostNamespaces: z.boolean().default(DEFAULTS.allowHostNamespaces),
+    allowedCapabilities: z.array(z.string().min(1)).default(() => []),
+    allowDevices: z.boolean().default(DEFAULTS.allowDevices),
+    allowUnconfined: z.boolean().default(DEFAULTS.allowUnconfined),
+    allowedBindMounts: z
+      .array(z.string().regex(/^\//, 'must be absolute host paths'))
+      .default(() => []),
+    allowVolumesFrom: z.boolean().default(DEFAULTS.allowVolumesFrom),
   })
   .strict();
 
@@ -56,7 +78,24 @@ export type AgentConfig = Omit<z.output<typeof configSchema>, 'token' | 'tokenFi
 
 type ConfigKey = keyof z.input<typeof configSchema>;
 const CONFIG_KEYS = Object.keys(configSchema.shape).filter(isConfigKey);
-const BOOLEAN_KEYS = new Set<string>(['allowInsecure', 'exitWhenDrained', 'allowHostExecution']);
+/** Lists: comma-separated in a variable, a repeated flag on the command line. */
+const LIST_KEYS = new Set<string>([
+  'allowedImages',
+  'allowedPullPolicies',
+  'prepull',
+  'allowedCapabilities',
+  'allowedBindMounts',
+]);
+const BOOLEAN_KEYS = new Set<string>([
+  'allowInsecure',
+  'exitWhenDrained',
+  'allowHostExecution',
+  'allowPrivileged',
+  'allowHostNamespaces',
+  'allowDevices',
+  'allowUnconfined',
+  'allowVolumesFrom',
+]);
 
 function isConfigKey(key: string): key is ConfigKey {
   return key in configSchema.shape;
@@ -79,7 +118,7 @@ export function envName(key: string): string {
 
 export interface ConfigSources {
   /** Values from flags, already keyed by config key. */
-  flags: Record<string, string | boolean | undefined>;
+  flags: Record<string, string | boolean | string[] | undefined>;
   env: NodeJS.ProcessEnv;
   /** --config FILE (or CUTTLE_CONFIG). */
   file?: string;
@@ -99,7 +138,14 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
   for (const key of CONFIG_KEYS) {
     const raw = sources.env[envName(key)];
     if (raw === undefined || raw === '') continue;
-    merged[key] = BOOLEAN_KEYS.has(key) ? parseBoolean(raw, envName(key)) : raw;
+    merged[key] = BOOLEAN_KEYS.has(key)
+      ? parseBoolean(raw, envName(key))
+      : LIST_KEYS.has(key)
+        ? raw
+            .split(',')
+            .map((item) => item.trim())
+            .filter((item) => item !== '')
+        : raw;
     origin[key] = envName(key);
   }
   for (const [key, value] of Object.entries(sources.flags)) {

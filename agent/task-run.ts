@@ -4,7 +4,6 @@
  * whatever happened.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import {
   asCuttleError,
@@ -26,13 +25,15 @@ import {
   type TaskJournal,
 } from '../workspace/index.js';
 import {
-  ImageNotFoundError,
-  ImagePullFailedError,
-  tarContext,
+  imageRequestSecrets,
+  removeFolderContentsThroughContainer,
+  checkOptionsPolicy,
+  translateContainerOptions,
   type DockerClient,
+  type ImageResolver,
+  type OptionsPolicy,
+  type TranslatedOptions,
 } from '../images/index.js';
-// TODO(images/index.ts is being reworked in parallel): export this from the images surface.
-import { removeFolderContentsThroughContainer } from '../images/folder-remover.js';
 import type { Logger } from './logger.js';
 import { Masker } from './masker.js';
 import { OutputTail } from './output-tail.js';
@@ -53,6 +54,9 @@ export interface TaskRunContext {
   docker: DockerClient | undefined;
   hostExecution: boolean;
   maxArtifactBytes: number;
+  /** Pulls and builds the step's image; one per agent, shared by its tasks. */
+  images: ImageResolver;
+  optionsPolicy: OptionsPolicy;
   packages: { cache: PackageCache; fetch: (sha256: string, size: number) => Promise<void> };
   logger: Logger;
 }
@@ -70,14 +74,22 @@ export class TaskRun {
   #containerId: string | undefined;
   /** The step's image, once known (also used to clean up files it wrote as root). */
   #image: string | undefined;
+  /** Aborts a pull or build in progress when the task is cancelled or times out. */
+  readonly #abort = new AbortController();
 
   constructor(ctx: TaskRunContext) {
     this.#ctx = ctx;
     for (const variable of ctx.task.variables)
       if (variable.sensitive) this.#masker.add(variable.value);
-    const password = ctx.task.container?.feed?.password;
-    if (password !== undefined) this.#masker.add(password);
+    if (ctx.task.container !== undefined) {
+      for (const secret of imageRequestSecrets(ctx.task.container)) this.#masker.add(secret);
+    }
     this.#log = new TaskLog((body) => this.#append(body), this.#masker);
+  }
+
+  /** The step's image once resolved (built images in use are kept by retention). */
+  get image(): string | undefined {
+    return this.#image;
   }
 
   get taskId(): string {
@@ -159,8 +171,23 @@ export class TaskRun {
         'this worker cannot reach its Docker engine (DOCKER_HOST or /var/run/docker.sock); start the engine, or give the agent access to its socket',
       );
     }
-    const image = await this.#resolveImage(docker);
+    const { ref: image } = await this.#ctx.images.resolve(
+      task.container,
+      {
+        state: (state) => this.#state(state),
+        progress: (activity, message, percent) =>
+          this.#append({
+            kind: 'progress',
+            activity,
+            message,
+            ...(percent === undefined ? {} : { percent }),
+          }),
+        log: (level, lines) => this.#log.system(level, ...lines),
+      },
+      this.#abort.signal,
+    );
     this.#image = image;
+    if (task.tool?.libc !== undefined) await this.#ctx.images.checkToolLibc(image, task.tool);
     this.#throwIfStopped();
     const summary = await docker.imageExists(image);
     if (summary !== undefined && (summary.entrypoint !== null || summary.cmd !== null)) {
@@ -173,28 +200,58 @@ export class TaskRun {
     const workFolder = await this.#createWorkFolder();
     const files = await writeStepFiles(workFolder, task);
     const packagesFolder = await this.#placePackages(workFolder);
+    const options = await this.#containerOptions(workFolder);
     this.#throwIfStopped();
-    const containerId = await docker.createStepContainer({
-      image,
-      agentId: this.#ctx.home.agentId,
-      taskId: task.taskId,
-      workFolder,
-      command: ['/bin/sh', files.launcher],
-      // Packages are hard links into the shared cache: read-only, even for a root step.
-      extraBinds: packagesFolder === undefined ? [] : [`${packagesFolder}:${packagesFolder}:ro`],
-    });
+    const containerId = await docker.createStepContainer(
+      {
+        image,
+        agentId: this.#ctx.home.agentId,
+        taskId: task.taskId,
+        workFolder,
+        command: ['/bin/sh', files.launcher],
+        // Packages are hard links into the shared cache: read-only, even for a root step.
+        extraBinds: packagesFolder === undefined ? [] : [`${packagesFolder}:${packagesFolder}:ro`],
+      },
+      options,
+    );
     this.#containerId = containerId;
     this.#ctx.logger.debug('step container created', { taskId: task.taskId, containerId });
     this.#stopStep = () => docker.stop(containerId, { timeoutSeconds: STOP_GRACE_SECONDS });
     await this.#state('running');
-    return this.#follow(files, [{ hostPath: workFolder, containerPath: workFolder }], async () => {
+    const mounts: BindMount[] = [
+      { hostPath: workFolder, containerPath: workFolder },
+      ...(options?.bindMounts ?? []).map((m) => ({
+        hostPath: m.hostPath,
+        containerPath: m.containerPath,
+      })),
+    ];
+    return this.#follow(files, mounts, async () => {
       await docker.start(containerId);
       if (this.#stopReason !== undefined) await this.#stopStep?.();
       return (await docker.wait(containerId)).exitCode;
     });
   }
 
+  /**
+   * The step's `Octopus.Action.Container.Options`, translated as the docker CLI would and checked
+   * against the worker's policy (options-invalid / options-forbidden fail the task).
+   */
+  async #containerOptions(workFolder: string): Promise<TranslatedOptions | undefined> {
+    const text = findVariable(this.#ctx.task, CONTAINER_OPTIONS_VARIABLE);
+    if (text === undefined || text.trim() === '') return undefined;
+    const translated = translateContainerOptions(text, { workFolder });
+    checkOptionsPolicy(translated, this.#ctx.optionsPolicy);
+    for (const warning of translated.warnings) await this.#log.system('warning', warning);
+    return translated;
+  }
+
   async #runOnHost(): Promise<number> {
+    if (findVariable(this.#ctx.task, CONTAINER_OPTIONS_VARIABLE)?.trim()) {
+      await this.#log.system(
+        'warning',
+        `${CONTAINER_OPTIONS_VARIABLE} is ignored: this step runs on the worker host, not in a container`,
+      );
+    }
     await this.#fetchPackages();
     const workFolder = await this.#createWorkFolder();
     const files = await writeStepFiles(workFolder, this.#ctx.task);
@@ -285,82 +342,6 @@ export class TaskRun {
       size: kept.size,
       sha256: kept.sha256,
     });
-  }
-
-  async #resolveImage(docker: DockerClient): Promise<string> {
-    const container = this.#ctx.task.container;
-    if (container === undefined) throw new CuttleError('internal', 'no container');
-    if (container.image !== undefined)
-      return this.#pull(docker, container.image, container.pullPolicy);
-    if (container.dockerfile !== undefined) return this.#buildInline(docker, container.dockerfile);
-    throw new CuttleError(
-      'image-build-failed',
-      'building an image from a Git URL is not supported by this agent version yet; use container.image or container.dockerfile',
-    );
-  }
-
-  async #pull(
-    docker: DockerClient,
-    image: string,
-    policy: 'always' | 'if-not-present' | 'never',
-  ): Promise<string> {
-    const cached = await docker.imageExists(image);
-    if (policy === 'never' || (policy === 'if-not-present' && cached !== undefined)) {
-      if (cached === undefined) {
-        throw new CuttleError(
-          'image-not-found',
-          `the image ${image} is not on this worker and the pull policy is "never"; pull it on the worker, or use pullPolicy "if-not-present"`,
-        );
-      }
-      return image;
-    }
-    await this.#state('pulling');
-    await this.#append({
-      kind: 'progress',
-      activity: 'pull',
-      message: `pulling ${image}`,
-      percent: 0,
-    });
-    await this.#log.system('info', `pulling ${image} (pull policy ${policy})`);
-    try {
-      await docker.pullImage(image);
-    } catch (error) {
-      if (
-        error instanceof ImagePullFailedError &&
-        !(error instanceof ImageNotFoundError) &&
-        cached !== undefined &&
-        policy === 'always'
-      ) {
-        await this.#log.system(
-          'warning',
-          `cannot pull ${image} (${error.message}); using the image already on this worker`,
-        );
-        return image;
-      }
-      throw error;
-    }
-    await this.#log.system('info', `pulled ${image}`);
-    return image;
-  }
-
-  async #buildInline(docker: DockerClient, dockerfile: string): Promise<string> {
-    const tag = `cuttle-build:${createHash('sha256').update(dockerfile).digest('hex').slice(0, 32)}`;
-    if ((await docker.imageExists(tag)) !== undefined) {
-      await this.#log.system('verbose', `using ${tag}, built earlier from the same Dockerfile`);
-      return tag;
-    }
-    await this.#state('building');
-    await this.#append({ kind: 'progress', activity: 'build', message: `building ${tag}` });
-    await this.#log.system('info', `building the step image from its inline Dockerfile as ${tag}`);
-    const lines: string[] = [];
-    await docker.buildImage({
-      tag,
-      context: await tarContext([{ name: 'Dockerfile', content: dockerfile }]),
-      labels: { 'dev.cuttle.agent': this.#ctx.home.agentId },
-      onOutput: (line) => lines.push(line),
-    });
-    await this.#log.system('verbose', ...lines);
-    return tag;
   }
 
   /** Fetches the packages the cache lacks; each transfer emits a progress event. */
@@ -454,6 +435,7 @@ export class TaskRun {
   #stop(reason: StopReason): void {
     if (this.#stopReason !== undefined) return;
     this.#stopReason = reason;
+    this.#abort.abort();
     void this.#stopStep?.().catch((error: unknown) => {
       this.#ctx.logger.warn('cannot stop the step', { taskId: this.taskId, error: String(error) });
     });
@@ -487,4 +469,12 @@ function signalNumber(signal: NodeJS.Signals): number {
     SIGTERM: 15,
   };
   return numbers[signal] ?? 0;
+}
+
+export const CONTAINER_OPTIONS_VARIABLE = 'Octopus.Action.Container.Options';
+
+/** A task variable by name; names match case-insensitively (PROTOCOL.md section 3). */
+function findVariable(task: Task, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  return task.variables.find((v) => v.name.toLowerCase() === wanted)?.value;
 }

@@ -24,6 +24,18 @@ export const AGENT_FLAGS = {
   'no-host-execution': { type: 'boolean' },
   'max-artifact-bytes': { type: 'string' },
   'package-cache-bytes': { type: 'string' },
+  'allowed-image': { type: 'string', multiple: true },
+  'allowed-pull-policy': { type: 'string', multiple: true },
+  'built-images-max-count': { type: 'string' },
+  'built-images-max-bytes': { type: 'string' },
+  prepull: { type: 'string', multiple: true },
+  'allow-privileged': { type: 'boolean' },
+  'allow-host-namespaces': { type: 'boolean' },
+  'allow-capability': { type: 'string', multiple: true },
+  'allow-devices': { type: 'boolean' },
+  'allow-unconfined': { type: 'boolean' },
+  'allow-bind-mount': { type: 'string', multiple: true },
+  'allow-volumes-from': { type: 'boolean' },
 } as const;
 
 /** Reads the flags of `agent` (and `config check`) into a validated configuration. */
@@ -57,6 +69,18 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): AgentCon
         values['no-host-execution'] === true ? false : values['allow-host-execution'],
       maxArtifactBytes: values['max-artifact-bytes'],
       packageCacheBytes: values['package-cache-bytes'],
+      allowedImages: values['allowed-image'],
+      allowedPullPolicies: values['allowed-pull-policy'],
+      builtImagesMaxCount: values['built-images-max-count'],
+      builtImagesMaxBytes: values['built-images-max-bytes'],
+      prepull: values.prepull,
+      allowPrivileged: values['allow-privileged'],
+      allowHostNamespaces: values['allow-host-namespaces'],
+      allowedCapabilities: values['allow-capability'],
+      allowDevices: values['allow-devices'],
+      allowUnconfined: values['allow-unconfined'],
+      allowedBindMounts: values['allow-bind-mount'],
+      allowVolumesFrom: values['allow-volumes-from'],
     },
   });
 }

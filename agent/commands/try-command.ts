@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ReferenceServer } from '../../protocol/reference-server/index.js';
 import { DEMO_IMAGE, DockerClient, ensureDemoImage } from '../../images/index.js';
 import { Agent } from '../agent.js';
-import { DEFAULTS } from '../config.js';
+import { loadConfig } from '../config.js';
 import { formatEvent } from '../event-printer.js';
 import { createLogger } from '../logger.js';
 
@@ -42,15 +42,16 @@ export async function tryCommand(): Promise<number> {
   await server.listen();
   console.log(`reference server on ${server.url}; agent home ${join(scratch, 'home')}`);
   const agent = await Agent.start(
-    {
-      ...DEFAULTS,
-      server: server.url,
-      token,
-      home: join(scratch, 'home'),
-      name: 'cuttle-try',
-      capacity: 1,
-      logLevel: 'warn',
-    },
+    loadConfig({
+      env: {},
+      flags: {
+        server: server.url,
+        token,
+        home: join(scratch, 'home'),
+        name: 'cuttle-try',
+        capacity: '1',
+      },
+    }),
     createLogger({ level: process.env.CUTTLE_LOG_LEVEL ?? 'warn', format: 'text' }),
   );
   try {

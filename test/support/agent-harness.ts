@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
+import { chown, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import winston from 'winston';
 import { Agent } from '../../agent/agent.js';
-import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
+import { loadConfig, type AgentConfig } from '../../agent/config.js';
 import type { Logger } from '../../agent/logger.js';
 import { DEMO_IMAGE, DockerClient, ensureDemoImage } from '../../images/index.js';
 import type {
@@ -335,12 +335,16 @@ export class AgentEnv {
     try {
       agent = await Agent.start(
         {
-          ...DEFAULTS,
-          name: 'e2e-agent',
-          graceSeconds: 0,
-          server: server.url,
-          token: TEST_TOKEN,
-          home,
+          ...loadConfig({
+            env: {},
+            flags: {
+              name: 'e2e-agent',
+              graceSeconds: '0',
+              server: server.url,
+              token: TEST_TOKEN,
+              home,
+            },
+          }),
           ...options.agent,
         },
         log.logger,
@@ -417,8 +421,12 @@ export interface AgentProcess {
  * Starts `cuttle agent` as a real process (node with the tsx loader, no npx in between, so a
  * signal reaches the agent itself). `--home` is a fresh temp folder unless given in `args`.
  */
-export async function spawnAgentProcess(args: string[]): Promise<AgentProcess> {
+export async function spawnAgentProcess(
+  args: string[],
+  options: { user?: { uid: number; gid: number } } = {},
+): Promise<AgentProcess> {
   const home = await makeTempDir('proc-home');
+  if (options.user !== undefined) await chown(home, options.user.uid, options.user.gid);
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (!key.startsWith('CUTTLE_')) env[key] = value;
@@ -426,7 +434,7 @@ export async function spawnAgentProcess(args: string[]): Promise<AgentProcess> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', join(REPO_ROOT, 'agent', 'cli.ts'), 'agent', '--home', home, ...args],
-    { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], ...options.user },
   );
   let output = '';
   const listeners = new Set<() => void>();

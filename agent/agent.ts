@@ -22,6 +22,7 @@ import { DockerClient, ImageResolver, type EngineInfo } from '../images/index.js
 import type { AgentConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { BlobFetcher } from './blob-fetcher.js';
+import { parseCheckpoint, parseRunInfo, type RunInfo } from './run-state.js';
 import { ServerChannel } from './server-channel.js';
 import { TaskOutbox } from './task-outbox.js';
 import { TaskRun } from './task-run.js';
@@ -191,20 +192,23 @@ export class Agent extends EventEmitter<AgentEvents> {
         error: error.message,
       }),
     );
+    // Steps that outlived the previous run: their containers keep running (the agent never ties
+    // a container's life to its own), and their journals say where they were.
+    const takeOver: { taskId: string; info: RunInfo | undefined }[] = [];
     for (const journal of journals) {
-      const held = this.#hold(journal);
-      if (!journal.finished) {
-        // Reattaching to a step that outlived the agent is the reliability issue's work; until
-        // then the step is stopped and reported honestly, never silently dropped.
-        this.#logger.warn('a step was interrupted by the agent restart; reporting it as failed', {
-          taskId: journal.taskId,
-        });
-        held.done = this.#abandonInterrupted(journal);
-        await held.done;
-      }
+      this.#hold(journal);
+      if (journal.finished) continue;
+      takeOver.push({ taskId: journal.taskId, info: parseRunInfo(await journal.readRunInfo()) });
     }
+    const keptContainers = new Set(
+      takeOver.flatMap((t) => (t.info?.kind === 'container' ? [t.info.containerId] : [])),
+    );
+    const keptFolders = new Set(
+      takeOver.flatMap((t) => (t.info === undefined ? [] : [t.info.workFolder])),
+    );
     if (this.#engine !== undefined) {
       for (const container of await this.#docker.listContainers({ agentId: this.id })) {
+        if (keptContainers.has(container.id)) continue;
         this.#logger.info('removing a step container left by a previous run', {
           containerId: container.id,
           taskId: container.taskId,
@@ -213,6 +217,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
     }
     for (const folder of await listWorkFolders(this.home.workDir)) {
+      if (keptFolders.has(folder)) continue;
       this.#logger.info('removing a step folder left by a previous run', { path: folder });
       await removeWorkFolder(folder).catch((error: unknown) =>
         this.#logger.warn('cannot remove a step folder left by a previous run', {
@@ -221,20 +226,17 @@ export class Agent extends EventEmitter<AgentEvents> {
         }),
       );
     }
-  }
-
-  async #abandonInterrupted(journal: TaskJournal): Promise<void> {
-    const message =
-      'the agent restarted while this step ran; the step was stopped and its outcome is unknown';
-    await journal.append({ kind: 'log', stream: 'system', level: 'error', lines: [message] });
-    await journal.append({
-      kind: 'result',
-      outcome: 'error',
-      exitCode: null,
-      error: { code: 'internal', message },
-      durationMs: 0,
-    });
-    await journal.forgetVariables();
+    for (const { taskId, info } of takeOver) {
+      if (info !== undefined) {
+        this.#logger.warn('taking over a step that ran when the agent stopped', { taskId });
+        this.#start(taskId, false, info);
+      } else if (this.#running < this.config.capacity) {
+        // No step had started (no run info is written before its container exists): start it.
+        this.#start(taskId, false);
+      } else {
+        this.#queue.push(taskId);
+      }
+    }
   }
 
   #hold(journal: TaskJournal): HeldTask {
@@ -396,7 +398,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
   }
 
-  #start(taskId: string, cancelled: boolean): void {
+  #start(taskId: string, cancelled: boolean, resume?: RunInfo): void {
     const held = this.#held.get(taskId);
     if (held === undefined) return;
     const run = new TaskRun({
@@ -423,8 +425,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (cancelled) run.cancel();
     held.run = run;
     this.#running += 1;
-    held.done = run
-      .run()
+    held.done = (
+      resume === undefined
+        ? run.run()
+        : run.resume(resume, parseCheckpoint(held.journal.checkpoint))
+    )
       .catch((error: unknown) => {
         this.#logger.error('task run failed', { taskId, error: String(error) });
       })

@@ -1,21 +1,26 @@
 /**
  * Follows a step's output file as the container writes it. The step writes stdout and stderr to
  * files in its work folder (bind-mounted), which is several times faster than any engine log driver
- * and survives a restart of the agent: reading resumes at a byte offset.
+ * and survives a restart of the agent: reading resumes at a byte offset. Lines are split on bytes,
+ * so every line's end offset is exact even when the output is not valid UTF-8.
  */
 import { open } from 'node:fs/promises';
-import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const READ_BYTES = 1024 * 1024;
 const IDLE_POLL_MS = 20;
-const MAX_SERVICE_MESSAGE_CHARS = 16 * 1024 * 1024;
+const SERVICE_MESSAGE_PREFIX = Buffer.from('##octopus[');
+/** A service message is held whole (up to this size) so that it can be parsed. */
+const MAX_SERVICE_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 export interface TailSink {
-  /** Complete lines, without line ends. Awaited: a slow sink slows the reading (backpressure). */
-  lines(lines: string[]): Promise<void>;
-  /** The start of a line longer than `maxPendingBytes` that has no end yet. */
-  partial(piece: string): Promise<void>;
+  /**
+   * Complete lines, without line ends; `ends[i]` is the file offset just after line i. Awaited: a
+   * slow sink slows the reading (backpressure).
+   */
+  lines(lines: string[], ends: number[]): Promise<void>;
+  /** The start of a line longer than `maxPendingBytes` that has no end yet, ending at `end`. */
+  partial(piece: string, end: number): Promise<void>;
 }
 
 export class OutputTail {
@@ -23,16 +28,12 @@ export class OutputTail {
   #position: number;
   #finished = false;
   #wake: (() => void) | undefined;
-  readonly #maxPendingChars: number;
+  readonly #maxPendingBytes: number;
 
-  constructor(path: string, options: { position?: number; maxPendingChars: number }) {
+  constructor(path: string, options: { position?: number; maxPendingBytes: number }) {
     this.path = path;
     this.#position = options.position ?? 0;
-    this.#maxPendingChars = options.maxPendingChars;
-  }
-
-  get position(): number {
-    return this.#position;
+    this.#maxPendingBytes = options.maxPendingBytes;
   }
 
   /** The writer has ended: read what is left, then stop. */
@@ -43,39 +44,58 @@ export class OutputTail {
 
   async run(sink: TailSink): Promise<void> {
     const handle = await open(this.path, 'a+');
-    const decoder = new StringDecoder('utf8');
     const buffer = Buffer.allocUnsafe(READ_BYTES);
-    let pending = '';
+    // Bytes read but not yet handed over (the start of an unfinished line), and where they start.
+    let pending = Buffer.alloc(0);
+    let pendingStart = this.#position;
     try {
       for (;;) {
         const finishing = this.#finished;
         const { bytesRead } = await handle.read(buffer, 0, READ_BYTES, this.#position);
         if (bytesRead > 0) {
           this.#position += bytesRead;
-          const parts = (pending + decoder.write(buffer.subarray(0, bytesRead))).split('\n');
-          pending = parts.pop() ?? '';
-          if (parts.length > 0) await sink.lines(parts.map(stripCarriageReturn));
-          // A service message is held whole (up to a bound) so that it can be parsed.
-          while (
-            pending.length > this.#maxPendingChars &&
-            !(pending.startsWith('##octopus[') && pending.length < MAX_SERVICE_MESSAGE_CHARS)
+          const data = Buffer.concat([pending, buffer.subarray(0, bytesRead)]);
+          const lines: string[] = [];
+          const ends: number[] = [];
+          let start = 0;
+          for (
+            let newline = data.indexOf(0x0a);
+            newline >= 0;
+            newline = data.indexOf(0x0a, start)
           ) {
-            const cut = endsInHighSurrogate(pending, this.#maxPendingChars)
-              ? this.#maxPendingChars - 1
-              : this.#maxPendingChars;
-            await sink.partial(pending.slice(0, cut));
-            pending = pending.slice(cut);
+            const end = newline > start && data[newline - 1] === 0x0d ? newline - 1 : newline;
+            lines.push(data.toString('utf8', start, end));
+            ends.push(pendingStart + newline + 1);
+            start = newline + 1;
+          }
+          pending = Buffer.from(data.subarray(start));
+          pendingStart += start;
+          if (lines.length > 0) await sink.lines(lines, ends);
+          while (pending.length > this.#maxPendingBytes && !this.#holdWhole(pending)) {
+            let cut = this.#maxPendingBytes;
+            while (cut > 0 && ((pending[cut] ?? 0) & 0xc0) === 0x80) cut -= 1; // not inside a character
+            pendingStart += cut;
+            await sink.partial(pending.toString('utf8', 0, cut), pendingStart);
+            pending = Buffer.from(pending.subarray(cut));
           }
           continue;
         }
         if (finishing) break;
         await this.#idle();
       }
-      pending += decoder.end();
-      if (pending !== '') await sink.lines([stripCarriageReturn(pending)]);
+      if (pending.length > 0) {
+        await sink.lines([pending.toString('utf8')], [pendingStart + pending.length]);
+      }
     } finally {
       await handle.close();
     }
+  }
+
+  #holdWhole(pending: Buffer): boolean {
+    return (
+      pending.length < MAX_SERVICE_MESSAGE_BYTES &&
+      pending.subarray(0, SERVICE_MESSAGE_PREFIX.length).equals(SERVICE_MESSAGE_PREFIX)
+    );
   }
 
   async #idle(): Promise<void> {
@@ -88,13 +108,4 @@ export class OutputTail {
     ac.abort();
     this.#wake = undefined;
   }
-}
-
-function stripCarriageReturn(line: string): string {
-  return line.endsWith('\r') ? line.slice(0, -1) : line;
-}
-
-function endsInHighSurrogate(text: string, end: number): boolean {
-  const code = text.charCodeAt(end - 1);
-  return code >= 0xd800 && code <= 0xdbff;
 }

@@ -6,7 +6,7 @@ import type { EventBody, LogLevel } from '../protocol/index.js';
 import type { Masker } from './masker.js';
 import type { TailSink } from './output-tail.js';
 import { parseServiceMessage, type ServiceMessage } from './service-messages.js';
-import type { TaskLog } from './task-log.js';
+import type { AppendEvent, TaskLog } from './task-log.js';
 
 /** A file the script marked with new_octopusartifact, as the script named it (container path). */
 export interface ArtifactMark {
@@ -27,41 +27,79 @@ const LEVELS: Record<string, LogLevel> = {
 };
 
 export class StdoutInterpreter implements TailSink {
-  readonly artifacts: ArtifactMark[] = [];
+  readonly artifacts: ArtifactMark[];
   /** The message of fail_step, if the script called it. */
   failureMessage: string | undefined;
-  #level: LogLevel = 'info';
+  #level: LogLevel;
   readonly #log: TaskLog;
   readonly #masker: Masker;
-  readonly #append: (body: EventBody) => Promise<void>;
+  readonly #append: AppendEvent;
+  readonly #consume: (end: number) => void;
+  /** Where the service message being handled ends in the stdout file. */
+  #lineEnd = 0;
 
-  constructor(log: TaskLog, masker: Masker, append: (body: EventBody) => Promise<void>) {
+  /**
+   * `consume` records that stdout was read up to `end` by a line that made no event of its own;
+   * `restored` is the state a restarted agent found in the journal.
+   */
+  constructor(
+    log: TaskLog,
+    masker: Masker,
+    append: AppendEvent,
+    consume: (end: number) => void,
+    restored?: { level: LogLevel; artifacts: ArtifactMark[] },
+  ) {
     this.#log = log;
     this.#masker = masker;
     this.#append = append;
+    this.#consume = consume;
+    this.#level = restored?.level ?? 'info';
+    this.artifacts = [...(restored?.artifacts ?? [])];
   }
 
-  async lines(lines: string[]): Promise<void> {
+  /** The level in effect for the lines that follow, for the journal's checkpoint. */
+  get level(): LogLevel {
+    return this.#level;
+  }
+
+  async lines(lines: string[], ends: number[]): Promise<void> {
     let text: string[] = [];
-    for (const line of lines) {
-      const parsed = parseServiceMessage(line);
+    let textEnds: number[] = [];
+    const flush = async (): Promise<void> => {
+      if (text.length > 0) await this.#log.write('stdout', this.#level, text, textEnds);
+      text = [];
+      textEnds = [];
+    };
+    for (const [index, line] of lines.entries()) {
+      const end = ends[index] ?? 0;
+      // The rest of a line sent in pieces is text, whatever it starts with.
+      const parsed =
+        index === 0 && this.#log.lineOpen('stdout')
+          ? { kind: 'text' as const }
+          : parseServiceMessage(line);
       if (parsed.kind === 'text') {
         text.push(line);
+        textEnds.push(end);
         continue;
       }
-      if (text.length > 0) await this.#log.write('stdout', this.#level, text);
-      text = [];
+      await flush();
+      this.#lineEnd = end;
       if (parsed.kind === 'broken') {
         await this.#log.system('warning', `ignored a malformed service message: ${parsed.reason}`);
       } else {
         await this.#handle(parsed.message);
       }
+      this.#consume(end);
     }
-    if (text.length > 0) await this.#log.write('stdout', this.#level, text);
+    await flush();
   }
 
-  partial(piece: string): Promise<void> {
-    return this.#log.partial('stdout', this.#level, piece);
+  partial(piece: string, end: number): Promise<void> {
+    return this.#log.partial('stdout', this.#level, piece, end);
+  }
+
+  #appendFromLine(body: EventBody): Promise<void> {
+    return this.#append(body, { stream: 'stdout', end: this.#lineEnd, open: false });
   }
 
   async #handle(message: ServiceMessage): Promise<void> {
@@ -89,7 +127,7 @@ export class StdoutInterpreter implements TailSink {
           );
           return;
         }
-        await this.#append({ kind: 'variable', name, value, sensitive });
+        await this.#appendFromLine({ kind: 'variable', name, value, sensitive });
         return;
       }
       case 'createArtifact': {
@@ -112,7 +150,7 @@ export class StdoutInterpreter implements TailSink {
           message: this.#masker.mask(get('message') ?? ''),
           ...(Number.isFinite(percent) && percent >= 0 && percent <= 100 ? { percent } : {}),
         };
-        await this.#append(body);
+        await this.#appendFromLine(body);
         return;
       }
       case 'mask': {

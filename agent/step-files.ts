@@ -16,6 +16,12 @@ export interface StepFiles {
   stderr: string;
 }
 
+/** Where a step's output files are, for a restarted agent that did not write them itself. */
+export function stepOutputFiles(workFolder: string): { stdout: string; stderr: string } {
+  const control = join(workFolder, CONTROL_DIR);
+  return { stdout: join(control, 'stdout'), stderr: join(control, 'stderr') };
+}
+
 export async function writeStepFiles(workFolder: string, task: Task): Promise<StepFiles> {
   const control = join(workFolder, CONTROL_DIR);
   const files: StepFiles = {

@@ -2,6 +2,9 @@
  * Turns a step's output into `log` events: masked, batched (a few hundred KiB per event, far below
  * the 1 MiB frame limit), and with lines over 128 KiB sent as `partial` pieces that nothing of the
  * same task interleaves (PROTOCOL.md section 4).
+ *
+ * Each event of the step's output says how far into its output file it reaches (`Advance`), so
+ * the journal can record, with the event, where a restarted agent resumes reading.
  */
 import {
   MAX_LOG_LINE_BYTES,
@@ -15,7 +18,16 @@ import type { TailSink } from './output-tail.js';
 const BATCH_BYTES = 256 * 1024;
 const BATCH_LINES = 2000;
 
-export type AppendEvent = (body: EventBody) => Promise<void>;
+export type OutputStream = 'stdout' | 'stderr';
+
+/** An event reaches `end` bytes into its stream's output file; `open`: a line is cut there. */
+export interface Advance {
+  stream: OutputStream;
+  end: number;
+  open: boolean;
+}
+
+export type AppendEvent = (body: EventBody, advance?: Advance) => Promise<void>;
 
 /** Serializes a task's log writers, so a line sent in pieces is not interleaved by another stream. */
 export class TaskLog {
@@ -24,7 +36,7 @@ export class TaskLog {
   /** The stream writing now, or holding the log because it sent the start of a long line. */
   #holder: LogStream | undefined;
   #waiters: (() => void)[] = [];
-  /** Held-back end of the last partial piece (see partial()). */
+  /** Held-back end of the last partial piece (see partial()): not yet sent, not yet counted. */
   #carry = '';
   /** A partial piece was sent and its line has not ended yet. */
   #lineOpen = false;
@@ -34,49 +46,55 @@ export class TaskLog {
     this.#masker = masker;
   }
 
+  /** True while `stream` has sent the start of a line whose end is still to come. */
+  lineOpen(stream: OutputStream): boolean {
+    return this.#lineOpen && this.#holder === stream;
+  }
+
+  /** A restarted agent resumes in the middle of a long line of `stream`. */
+  resumeOpenLine(stream: OutputStream): void {
+    this.#holder = stream;
+    this.#lineOpen = true;
+  }
+
   /** The agent's own words about the step. */
   async system(level: LogLevel, ...lines: string[]): Promise<void> {
     await this.write('system', level, lines);
   }
 
-  async write(stream: LogStream, level: LogLevel, lines: string[]): Promise<void> {
+  /** Complete lines; `ends[i]` is where line i ends in its output file (none for system lines). */
+  async write(stream: LogStream, level: LogLevel, lines: string[], ends?: number[]): Promise<void> {
     await this.#acquire(stream);
     try {
-      if (this.#lineOpen && lines.length > 0) {
-        // The end of a line sent in pieces is an event of its own (section 4).
-        const [end, ...rest] = lines;
-        const last = this.#masker.mask(this.#carry + (end ?? ''));
+      let first = 0;
+      if (this.#lineOpen && lines.length > 0 && stream !== 'system') {
+        // The end of a line sent in pieces is an event (or events) of its own (section 4).
+        const last = this.#masker.mask(this.#carry + (lines[0] ?? ''));
         this.#carry = '';
         this.#lineOpen = false;
         const pieces = splitUtf8(last, MAX_LOG_LINE_BYTES);
         for (const [index, piece] of pieces.entries()) {
           const more = index < pieces.length - 1;
-          await this.#append({
-            kind: 'log',
-            stream,
-            level,
-            lines: [piece],
-            ...(more ? { partial: true } : {}),
-          });
+          const end = ends?.[0];
+          await this.#append(
+            { kind: 'log', stream, level, lines: [piece], ...(more ? { partial: true } : {}) },
+            end === undefined || more ? undefined : { stream, end, open: false },
+          );
         }
-        lines = rest;
+        first = 1;
       }
-      await this.#writeLines(
-        stream,
-        level,
-        lines.map((l) => this.#masker.mask(l)),
-      );
+      await this.#writeLines(stream, level, lines, ends, first);
     } finally {
       this.#releaseUnlessPartial(false);
     }
   }
 
   /**
-   * The start of a long line: sent now, and the stream keeps the log until the line ends. The end
-   * of each piece is held back until it cannot be the start of a secret, so a secret cut across
-   * two reads is still masked whole.
+   * The start of a long line, ending at `end` in its file: sent now, and the stream keeps the log
+   * until the line ends. The end of each piece is held back until it cannot be the start of a
+   * secret, so a secret cut across two reads is still masked whole.
    */
-  async partial(stream: LogStream, level: LogLevel, piece: string): Promise<void> {
+  async partial(stream: OutputStream, level: LogLevel, piece: string, end: number): Promise<void> {
     await this.#acquire(stream);
     this.#lineOpen = true;
     const text = this.#carry + piece;
@@ -86,50 +104,62 @@ export class TaskLog {
     );
     this.#carry = text.slice(cut);
     if (cut > 0) {
-      for (const part of splitUtf8(this.#masker.mask(text.slice(0, cut)), MAX_LOG_LINE_BYTES)) {
-        await this.#append({ kind: 'log', stream, level, lines: [part], partial: true });
+      const parts = splitUtf8(this.#masker.mask(text.slice(0, cut)), MAX_LOG_LINE_BYTES);
+      const reached = end - Buffer.byteLength(this.#carry);
+      for (const [index, part] of parts.entries()) {
+        const advance =
+          index === parts.length - 1 ? { stream, end: reached, open: true } : undefined;
+        await this.#append({ kind: 'log', stream, level, lines: [part], partial: true }, advance);
       }
     }
     this.#releaseUnlessPartial(true);
   }
 
-  /** A sink for OutputTail that writes one stream at a level chosen per batch. */
-  sink(stream: LogStream, level: () => LogLevel): TailSink {
+  /** A sink for OutputTail that writes one stream at a fixed level. */
+  sink(stream: OutputStream, level: LogLevel): TailSink {
     return {
-      lines: (lines) => this.write(stream, level(), lines),
-      partial: (piece) => this.partial(stream, level(), piece),
+      lines: (lines, ends) => this.write(stream, level, lines, ends),
+      partial: (piece, end) => this.partial(stream, level, piece, end),
     };
   }
 
-  async #writeLines(stream: LogStream, level: LogLevel, lines: string[]): Promise<void> {
+  async #writeLines(
+    stream: LogStream,
+    level: LogLevel,
+    lines: string[],
+    ends: number[] | undefined,
+    first: number,
+  ): Promise<void> {
     let batch: string[] = [];
     let batchBytes = 0;
+    let batchEnd: number | undefined;
+    const advance = (end: number | undefined): Advance | undefined =>
+      end === undefined || stream === 'system' ? undefined : { stream, end, open: false };
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return;
-      await this.#append({ kind: 'log', stream, level, lines: batch });
+      await this.#append({ kind: 'log', stream, level, lines: batch }, advance(batchEnd));
       batch = [];
       batchBytes = 0;
     };
-    for (const line of lines) {
+    for (let i = first; i < lines.length; i++) {
+      const line = this.#masker.mask(lines[i] ?? '');
       const bytes = Buffer.byteLength(line, 'utf8');
       if (bytes > MAX_LOG_LINE_BYTES) {
         await flush();
         const pieces = splitUtf8(line, MAX_LOG_LINE_BYTES);
         for (const [index, piece] of pieces.entries()) {
-          const partial = index < pieces.length - 1;
-          await this.#append({
-            kind: 'log',
-            stream,
-            level,
-            lines: [piece],
-            ...(partial ? { partial } : {}),
-          });
+          const more = index < pieces.length - 1;
+          await this.#append(
+            { kind: 'log', stream, level, lines: [piece], ...(more ? { partial: true } : {}) },
+            more ? undefined : advance(ends?.[i]),
+          );
         }
         continue;
       }
       if (batchBytes + bytes > BATCH_BYTES || batch.length >= BATCH_LINES) await flush();
       batch.push(line);
       batchBytes += bytes + 4;
+      batchEnd = ends?.[i];
     }
     await flush();
   }
@@ -142,7 +172,7 @@ export class TaskLog {
   }
 
   #releaseUnlessPartial(keep: boolean): void {
-    if (keep) return;
+    if (keep || this.#lineOpen) return;
     this.#holder = undefined;
     for (const wake of this.#waiters.splice(0)) wake();
   }

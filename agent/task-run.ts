@@ -11,6 +11,7 @@ import {
   isErrorCode,
   MAX_LOG_LINE_BYTES,
   type EventBody,
+  type LogLevel,
   type Outcome,
   type Task,
   type TaskState,
@@ -38,8 +39,9 @@ import type { Logger } from './logger.js';
 import { Masker } from './masker.js';
 import { OutputTail } from './output-tail.js';
 import { StdoutInterpreter, type ArtifactMark } from './stdout-interpreter.js';
-import { writeStepFiles } from './step-files.js';
-import { TaskLog } from './task-log.js';
+import { stepOutputFiles, writeStepFiles } from './step-files.js';
+import { type OutputCheckpoint, type RunInfo } from './run-state.js';
+import { TaskLog, type Advance, type OutputStream } from './task-log.js';
 import type { TaskOutbox } from './task-outbox.js';
 
 /** SIGTERM first, SIGKILL this much later (PROTOCOL.md section 3). */
@@ -76,6 +78,15 @@ export class TaskRun {
   #image: string | undefined;
   /** Aborts a pull or build in progress when the task is cancelled or times out. */
   readonly #abort = new AbortController();
+  #preparedAt = 0;
+  /** How far the step's output is journalled (see run-state.ts); written with every event. */
+  #output: { out: number; err: number; open: OutputStream | undefined } = {
+    out: 0,
+    err: 0,
+    open: undefined,
+  };
+  #interpreter: StdoutInterpreter | undefined;
+  #restored: { level: LogLevel; artifacts: ArtifactMark[] } | undefined;
 
   constructor(ctx: TaskRunContext) {
     this.#ctx = ctx;
@@ -84,7 +95,7 @@ export class TaskRun {
     if (ctx.task.container !== undefined) {
       for (const secret of imageRequestSecrets(ctx.task.container)) this.#masker.add(secret);
     }
-    this.#log = new TaskLog((body) => this.#append(body), this.#masker);
+    this.#log = new TaskLog((body, advance) => this.#append(body, advance), this.#masker);
   }
 
   /** The step's image once resolved (built images in use are kept by retention). */
@@ -102,17 +113,42 @@ export class TaskRun {
   }
 
   async run(): Promise<void> {
-    const started = Date.now();
+    this.#preparedAt = Date.now();
+    await this.#state('preparing');
+    await this.#finish(() => this.#execute());
+  }
+
+  /**
+   * Takes over a step that outlived a restart of the agent: its container (running, or exited
+   * meanwhile) and its output from where the journal ends, no line lost and none repeated.
+   */
+  async resume(info: RunInfo, checkpoint: OutputCheckpoint | undefined): Promise<void> {
+    this.#preparedAt = info.preparedAt;
+    this.#workFolder = info.workFolder;
+    if (info.kind === 'container') {
+      this.#containerId = info.containerId;
+      this.#image = info.image;
+    }
+    this.#restore(checkpoint);
+    await this.#log.system(
+      'warning',
+      'the agent restarted while this step ran; it took the step over and resumes its output where it stopped',
+    );
+    await this.#finish(() => this.#reattach(info, checkpoint));
+  }
+
+  /** Runs `execute` under the task's timeout, then cleans up and appends the one `result`. */
+  async #finish(execute: () => Promise<number>): Promise<void> {
     const { task } = this.#ctx;
     let outcome: Outcome = 'error';
     let exitCode: number | null = null;
     let failure: CuttleError | undefined;
-    await this.#state('preparing');
     if (task.timeoutMs !== undefined) {
-      this.#timer = setTimeout(() => this.#stop('timeout'), task.timeoutMs);
+      const left = Math.max(0, this.#preparedAt + task.timeoutMs - Date.now());
+      this.#timer = setTimeout(() => this.#stop('timeout'), left);
     }
     try {
-      exitCode = await this.#execute();
+      exitCode = await execute();
       outcome = this.#stopReason ?? (exitCode === 0 ? 'success' : 'failure');
     } catch (error) {
       if (this.#stopReason !== undefined) {
@@ -148,7 +184,7 @@ export class TaskRun {
             },
           }
         : {}),
-      durationMs: Date.now() - started,
+      durationMs: Date.now() - this.#preparedAt,
     });
     await this.#ctx.journal.forgetVariables().catch(() => undefined);
   }
@@ -215,6 +251,14 @@ export class TaskRun {
       options,
     );
     this.#containerId = containerId;
+    // Before the step starts: a restarted agent finds its container through this.
+    await this.#ctx.journal.writeRunInfo({
+      kind: 'container',
+      containerId,
+      workFolder,
+      image,
+      preparedAt: this.#preparedAt,
+    } satisfies RunInfo);
     this.#ctx.logger.debug('step container created', { taskId: task.taskId, containerId });
     this.#stopStep = () => docker.stop(containerId, { timeoutSeconds: STOP_GRACE_SECONDS });
     await this.#state('running');
@@ -232,16 +276,67 @@ export class TaskRun {
     });
   }
 
+  /** The second half of resume(): wait for the container found again, following its output. */
+  async #reattach(info: RunInfo, checkpoint: OutputCheckpoint | undefined): Promise<number> {
+    const { docker } = this.#ctx;
+    if (info.kind === 'host') {
+      throw new CuttleError(
+        'internal',
+        'the agent restarted while this step ran on the worker host; a step without a container cannot survive an agent restart, so its outcome is unknown',
+      );
+    }
+    if (docker === undefined) {
+      throw new CuttleError(
+        'docker-unavailable',
+        'the agent restarted while this step ran and cannot reach the Docker engine to take it over',
+      );
+    }
+    const container = await docker.inspectContainer(info.containerId);
+    if (container === undefined) {
+      throw new CuttleError(
+        'internal',
+        `the step's container ${info.containerId.slice(0, 12)} vanished while the agent was down; the step's outcome is unknown`,
+      );
+    }
+    const containerId = info.containerId;
+    this.#stopStep = () => docker.stop(containerId, { timeoutSeconds: STOP_GRACE_SECONDS });
+    const files = stepOutputFiles(info.workFolder);
+    const options = await this.#containerOptions(info.workFolder, false);
+    const mounts: BindMount[] = [
+      { hostPath: info.workFolder, containerPath: info.workFolder },
+      ...(options?.bindMounts ?? []).map((m) => ({
+        hostPath: m.hostPath,
+        containerPath: m.containerPath,
+      })),
+    ];
+    this.#ctx.logger.info('took over a step after a restart', {
+      taskId: this.taskId,
+      containerId,
+      state: container.state,
+      resumeAt: checkpoint === undefined ? 0 : `${checkpoint.out}/${checkpoint.err}`,
+    });
+    return this.#follow(files, mounts, async () => {
+      // Created but never started: the agent stopped between the two.
+      if (container.state === 'created') await docker.start(containerId);
+      if (this.#stopReason !== undefined) await this.#stopStep?.();
+      return (await docker.wait(containerId)).exitCode;
+    });
+  }
+
   /**
    * The step's `Octopus.Action.Container.Options`, translated as the docker CLI would and checked
    * against the worker's policy (options-invalid / options-forbidden fail the task).
    */
-  async #containerOptions(workFolder: string): Promise<TranslatedOptions | undefined> {
+  async #containerOptions(
+    workFolder: string,
+    report = true,
+  ): Promise<TranslatedOptions | undefined> {
     const text = findVariable(this.#ctx.task, CONTAINER_OPTIONS_VARIABLE);
     if (text === undefined || text.trim() === '') return undefined;
     const translated = translateContainerOptions(text, { workFolder });
     checkOptionsPolicy(translated, this.#ctx.optionsPolicy);
-    for (const warning of translated.warnings) await this.#log.system('warning', warning);
+    if (report)
+      for (const warning of translated.warnings) await this.#log.system('warning', warning);
     return translated;
   }
 
@@ -256,6 +351,11 @@ export class TaskRun {
     const workFolder = await this.#createWorkFolder();
     const files = await writeStepFiles(workFolder, this.#ctx.task);
     await this.#placePackages(workFolder);
+    await this.#ctx.journal.writeRunInfo({
+      kind: 'host',
+      workFolder,
+      preparedAt: this.#preparedAt,
+    } satisfies RunInfo);
     this.#throwIfStopped();
     await this.#state('running');
     return this.#follow(
@@ -292,15 +392,20 @@ export class TaskRun {
     mounts: readonly BindMount[],
     execute: () => Promise<number>,
   ): Promise<number> {
-    const maxPendingChars = MAX_LOG_LINE_BYTES;
-    const stdout = new OutputTail(files.stdout, { maxPendingChars });
-    const stderr = new OutputTail(files.stderr, { maxPendingChars });
-    const interpreter = new StdoutInterpreter(this.#log, this.#masker, (body) =>
-      this.#append(body),
+    const maxPendingBytes = MAX_LOG_LINE_BYTES;
+    const stdout = new OutputTail(files.stdout, { maxPendingBytes, position: this.#output.out });
+    const stderr = new OutputTail(files.stderr, { maxPendingBytes, position: this.#output.err });
+    const interpreter = new StdoutInterpreter(
+      this.#log,
+      this.#masker,
+      (body, advance) => this.#append(body, advance),
+      (end) => this.#advance({ stream: 'stdout', end, open: false }),
+      this.#restored,
     );
+    this.#interpreter = interpreter;
     const reading = Promise.all([
       stdout.run(interpreter),
-      stderr.run(this.#log.sink('stderr', () => 'info')),
+      stderr.run(this.#log.sink('stderr', 'info')),
     ]);
     let exitCode: number;
     try {
@@ -454,10 +559,42 @@ export class TaskRun {
     await this.#append({ kind: 'state', state });
   }
 
-  async #append(body: EventBody): Promise<void> {
+  async #append(body: EventBody, advance?: Advance): Promise<void> {
     await this.#ctx.outbox.room();
-    await this.#ctx.journal.append(body);
+    // The checkpoint is taken in the journal's write order, so it never counts output whose
+    // events are not yet on disk.
+    await this.#ctx.journal.append(body, () => {
+      if (advance !== undefined) this.#advance(advance);
+      return this.#checkpoint();
+    });
     this.#ctx.outbox.pump();
+  }
+
+  #advance(advance: Advance): void {
+    const key = advance.stream === 'stdout' ? 'out' : 'err';
+    this.#output[key] = Math.max(this.#output[key], advance.end);
+    if (advance.open) this.#output.open = advance.stream;
+    else if (this.#output.open === advance.stream) this.#output.open = undefined;
+  }
+
+  #checkpoint(): OutputCheckpoint | undefined {
+    if (this.#interpreter === undefined) return undefined;
+    const { out, err, open } = this.#output;
+    const { level, artifacts } = this.#interpreter;
+    return {
+      out,
+      err,
+      ...(open === undefined ? {} : { open }),
+      ...(level === 'info' ? {} : { level }),
+      ...(artifacts.length === 0 ? {} : { marks: artifacts }),
+    };
+  }
+
+  #restore(checkpoint: OutputCheckpoint | undefined): void {
+    if (checkpoint === undefined) return;
+    this.#output = { out: checkpoint.out, err: checkpoint.err, open: checkpoint.open };
+    this.#restored = { level: checkpoint.level ?? 'info', artifacts: checkpoint.marks ?? [] };
+    if (checkpoint.open !== undefined) this.#log.resumeOpenLine(checkpoint.open);
   }
 }
 

@@ -38,6 +38,7 @@ import { WorkspaceError } from './workspace-error.js';
 const TASK_FILE = 'task.json';
 const EVENTS_FILE = 'events.ndjson';
 const ARTIFACTS_DIR = 'artifacts';
+const RUN_FILE = 'run.json';
 
 export interface JournalEntry {
   readonly event: TaskEvent;
@@ -54,6 +55,7 @@ export class TaskJournal {
   #offsets: number[];
   #finished: boolean;
   #chain: Promise<unknown> = Promise.resolve();
+  #checkpoint: unknown;
 
   private constructor(
     dir: string,
@@ -68,6 +70,24 @@ export class TaskJournal {
     this.#handle = handle;
     this.#offsets = offsets;
     this.#finished = finished;
+  }
+
+  /** The checkpoint of the last event that had one (unvalidated: its producer checks it). */
+  get checkpoint(): unknown {
+    return this.#checkpoint;
+  }
+
+  /** Facts about the step's execution (its container, folder), kept for a restarted agent. */
+  async writeRunInfo(info: unknown): Promise<void> {
+    await writeAtomically(join(this.dir, RUN_FILE), JSON.stringify(info));
+  }
+
+  async readRunInfo(): Promise<unknown> {
+    try {
+      return JSON.parse(await readFile(join(this.dir, RUN_FILE), 'utf8'));
+    } catch {
+      return undefined;
+    }
   }
 
   get task(): Task {
@@ -137,13 +157,14 @@ export class TaskJournal {
     }
     const offsets = [0];
     let finished = false;
+    let checkpoint: unknown;
     let position = 0;
     while (position < content.length) {
       const newline = content.indexOf(0x0a, position);
       if (newline < 0) break; // torn last record
-      const parsed = eventSchema.safeParse(
-        safeJson(content.subarray(position, newline).toString('utf8')),
-      );
+      const line = content.subarray(position, newline).toString('utf8');
+      const tab = line.indexOf('\t');
+      const parsed = eventSchema.safeParse(safeJson(tab < 0 ? line : line.slice(0, tab)));
       if (
         !parsed.success ||
         parsed.data.seq !== offsets.length ||
@@ -151,16 +172,25 @@ export class TaskJournal {
       )
         break;
       if (parsed.data.kind === 'result') finished = true;
+      if (tab >= 0) checkpoint = safeJson(line.slice(tab + 1));
       position = newline + 1;
       offsets.push(position);
     }
     if (position < content.length) await truncate(path, position);
     const handle = await open(path, 'a+', 0o600);
-    return new TaskJournal(dir, task, handle, offsets, finished);
+    const journal = new TaskJournal(dir, task, handle, offsets, finished);
+    journal.#checkpoint = checkpoint;
+    return journal;
   }
 
-  /** Gives the event its seq and time, writes it, and returns it with its text. */
-  append(body: EventBody): Promise<JournalEntry> {
+  /**
+   * Gives the event its seq and time, writes it, and returns it with its text. A `checkpoint`
+   * (the producer's state after this event, e.g. how far the step's output was read) is written
+   * on the same line after a tab, which JSON text never contains: event and checkpoint are on disk
+   * together or not at all, so a restarted agent resumes exactly after the last journalled event.
+   */
+  append(body: EventBody, checkpoint?: () => unknown): Promise<JournalEntry> {
+    // A function is called in write order, so it sees every earlier append done.
     return this.#serialize(async () => {
       if (this.#finished) {
         throw new WorkspaceError(`task ${this.taskId} already has a result`, this.dir);
@@ -173,11 +203,14 @@ export class TaskJournal {
         ...body,
       });
       const text = JSON.stringify(event);
-      const bytes = Buffer.from(`${text}\n`, 'utf8');
+      const state = checkpoint?.();
+      const suffix = state === undefined ? '' : `\t${JSON.stringify(state)}`;
+      const bytes = Buffer.from(`${text}${suffix}\n`, 'utf8');
       const end = this.#offsets[this.#offsets.length - 1] ?? 0;
       await this.#handle.write(bytes, 0, bytes.length, end);
       this.#offsets.push(end + bytes.length);
       if (event.kind === 'result') this.#finished = true;
+      if (state !== undefined) this.#checkpoint = state;
       return { event, text };
     });
   }
@@ -194,7 +227,9 @@ export class TaskJournal {
     }
     const buffer = Buffer.alloc(end - start - 1);
     await this.#handle.read(buffer, 0, buffer.length, start);
-    return buffer.toString('utf8');
+    const line = buffer.toString('utf8');
+    const tab = line.indexOf('\t');
+    return tab < 0 ? line : line.slice(0, tab);
   }
 
   /** Bytes on disk of the events after `seq`. */

@@ -16,7 +16,7 @@ describe('OutputTail', () => {
   it('follows a growing file, joining lines split across writes, until finished', async () => {
     const path = join(dir, 'out');
     await writeFile(path, '');
-    const tail = new OutputTail(path, { maxPendingChars: 1024 });
+    const tail = new OutputTail(path, { maxPendingBytes: 1024 });
     const lines: string[] = [];
     const running = tail.run({
       lines: async (batch) => {
@@ -35,7 +35,7 @@ describe('OutputTail', () => {
   it('resumes from a byte offset, and hands over an overlong line in pieces', async () => {
     const path = join(dir, 'out');
     await writeFile(path, `skipped\n${'x'.repeat(25)}`);
-    const tail = new OutputTail(path, { position: 8, maxPendingChars: 10 });
+    const tail = new OutputTail(path, { position: 8, maxPendingBytes: 10 });
     const pieces: string[] = [];
     const lines: string[] = [];
     tail.finish();
@@ -49,5 +49,25 @@ describe('OutputTail', () => {
     });
     assert.equal(pieces.join('') + lines.join(''), 'x'.repeat(25));
     assert.ok(pieces.length >= 1);
+  });
+
+  it('gives each line its exact end offset, also for CRLF and bytes that are not UTF-8', async () => {
+    const path = join(dir, 'out');
+    const content = Buffer.concat([
+      Buffer.from('a\r\n'),
+      Buffer.from([0xff, 0xfe, 0x0a]),
+      Buffer.from('é\n'),
+    ]);
+    await writeFile(path, content);
+    const tail = new OutputTail(path, { maxPendingBytes: 1024 });
+    const ends: number[] = [];
+    tail.finish();
+    await tail.run({
+      lines: async (_lines, lineEnds) => {
+        ends.push(...lineEnds);
+      },
+      partial: async () => assert.fail('no partial expected'),
+    });
+    assert.deepEqual(ends, [3, 6, content.length]);
   });
 });

@@ -95,4 +95,22 @@ describe('TaskJournal', () => {
     assert.equal(errors.length, 1);
     for (const journal of loaded) await journal.close();
   });
+
+  it('keeps a checkpoint with its event, and sends the event without it', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    const entry = await journal.append({ kind: 'state', state: 'running' }, () => ({ out: 10 }));
+    await journal.append({ kind: 'state', state: 'collecting' });
+    assert.equal(await journal.read(1), entry.text);
+    assert.ok(!entry.text.includes('out'));
+    await journal.writeRunInfo({ kind: 'host', workFolder: '/w', preparedAt: 1 });
+    await journal.close();
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.deepEqual(loaded?.checkpoint, { out: 10 });
+    assert.deepEqual(await loaded?.readRunInfo(), {
+      kind: 'host',
+      workFolder: '/w',
+      preparedAt: 1,
+    });
+    await loaded?.close();
+  });
 });

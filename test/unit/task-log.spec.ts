@@ -40,7 +40,7 @@ describe('TaskLog', () => {
     const log = new TaskLog(async (body) => {
       events.push(body);
     }, new Masker());
-    await log.partial('stdout', 'info', 'start of a long line');
+    await log.partial('stdout', 'info', 'start of a long line', 20);
     const other = log.write('stderr', 'info', ['waits']);
     await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal(events.length, 1, 'stderr waits until the stdout line ends');

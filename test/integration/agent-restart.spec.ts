@@ -1,0 +1,135 @@
+/**
+ * Fault injection: the agent killed with SIGKILL in the middle of a step and started again on the
+ * same home, and the server killed and restarted mid-step. The server must end with every line
+ * exactly once, in order, and the result. Needs: a Docker engine; real processes and signals.
+ */
+import assert from 'node:assert/strict';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { ReferenceServer } from '../../protocol/reference-server/index.js';
+import { DockerClient, ensureDemoImage } from '../../images/index.js';
+import {
+  assertSameLines,
+  demoTask,
+  eventually,
+  makeTempDir,
+  numbered,
+  spawnAgentProcess,
+  streamLines,
+  TEST_TOKEN,
+  uniqueTaskId,
+  withTimeout,
+} from '../support/agent-harness.js';
+
+/** Prints `count` numbered lines over about `seconds`, with a helper call and an artifact mark. */
+function printingScript(count: number, seconds: number): string {
+  const perSleep = Math.max(1, Math.floor(count / (seconds * 10)));
+  return [
+    'write_verbose "starting"',
+    'echo artifact > art.txt',
+    'new_octopusartifact art.txt',
+    `i=1; while [ $i -le ${count} ]; do echo "line $i"; if [ $((i % ${perSleep})) -eq 0 ]; then sleep 0.1; fi; i=$((i+1)); done`,
+    'echo "to stderr" >&2',
+    'set_octopusvariable Done yes',
+  ].join('\n');
+}
+
+describe('agent end to end: restarts mid-step', function () {
+  this.timeout(180_000);
+  let dataDir: string;
+  before(async () => {
+    await ensureDemoImage(DockerClient.connect());
+    dataDir = await makeTempDir('restart-server');
+  });
+  after(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('loses and repeats no line when the agent is killed with SIGKILL and restarted', async () => {
+    const server = new ReferenceServer({ token: TEST_TOKEN, dataDir: join(dataDir, 'a') });
+    await server.listen();
+    const first = await spawnAgentProcess(['--server', server.url, '--token', TEST_TOKEN]);
+    let second: Awaited<ReturnType<typeof spawnAgentProcess>> | undefined;
+    try {
+      const handle = server.submit(demoTask(uniqueTaskId('sigkill'), printingScript(5000, 5)));
+      await eventually(
+        () => streamLines(handle, 'stdout').length > 1000,
+        'the step to print 1000 lines',
+        30_000,
+      );
+      first.child.kill('SIGKILL');
+      await first.exited;
+      await delay(1000); // the step keeps printing while no agent runs
+      second = await spawnAgentProcess([
+        '--server',
+        server.url,
+        '--token',
+        TEST_TOKEN,
+        '--home',
+        first.home,
+      ]);
+      const result = await withTimeout(handle.result, 60_000, 'the result after the restart');
+      assert.equal(result.outcome, 'success', second.output());
+      assertSameLines(streamLines(handle, 'stdout'), ['starting', ...numbered(5000, 'line ')]);
+      assert.deepEqual(streamLines(handle, 'stderr'), ['to stderr']);
+      const verbose = handle.events.find((e) => e.kind === 'log' && e.lines.includes('starting'));
+      assert.equal(verbose?.kind === 'log' ? verbose.level : '', 'verbose');
+      assert.ok(
+        handle.events.some((e) => e.kind === 'artifact' && e.name === 'art.txt'),
+        'a mark made before the kill is collected',
+      );
+      assert.ok(handle.events.some((e) => e.kind === 'variable' && e.name === 'Done'));
+      const seqs = handle.events.map((e) => e.seq);
+      assert.deepEqual(
+        seqs,
+        seqs.map((_, i) => i + 1),
+      );
+      assert.ok(streamLines(handle, 'system').some((l) => l.includes('took the step over')));
+      await eventually(
+        async () => (await readdir(join(first.home, 'Work'))).length === 0,
+        'the work folder to go',
+      );
+      await eventually(
+        async () => (await readdir(join(first.home, 'Journal'))).length === 0,
+        'the journal to go',
+      );
+    } finally {
+      await second?.dispose();
+      await first.dispose();
+      await server.close();
+    }
+  });
+
+  it('loses and repeats no line when the server is killed and restarted three times', async () => {
+    const serverData = join(dataDir, 'b');
+    let server = new ReferenceServer({ token: TEST_TOKEN, dataDir: serverData });
+    await server.listen();
+    const port = Number(new URL(server.url).port);
+    const agent = await spawnAgentProcess(['--server', server.url, '--token', TEST_TOKEN]);
+    const taskId = uniqueTaskId('server-restart');
+    try {
+      server.submit(demoTask(taskId, printingScript(5000, 6)));
+      for (let restart = 1; restart <= 3; restart++) {
+        const current = server;
+        await eventually(
+          () => (current.task(taskId)?.events.length ?? 0) > restart * 20,
+          `events before restart ${restart}`,
+          30_000,
+        );
+        await server.close();
+        await delay(300);
+        server = new ReferenceServer({ token: TEST_TOKEN, dataDir: serverData, port });
+        await server.listen();
+      }
+      const handle = server.task(taskId);
+      assert.ok(handle !== undefined, 'the restarted server knows the task from its data folder');
+      const result = await withTimeout(handle.result, 90_000, 'the result');
+      assert.equal(result.outcome, 'success', agent.output());
+      assertSameLines(streamLines(handle, 'stdout'), ['starting', ...numbered(5000, 'line ')]);
+    } finally {
+      await agent.dispose();
+      await server.close();
+    }
+  });
+});

@@ -30,6 +30,8 @@ import { agentVersion } from './version.js';
 
 /** After SIGTERM and the grace period, how long results may take to be acknowledged. */
 const FINAL_ACK_WAIT_MS = 5000;
+/** How often an unreachable Docker engine is looked for again. */
+const ENGINE_PROBE_MS = 5000;
 
 interface HeldTask {
   journal: TaskJournal;
@@ -61,6 +63,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   #draining = false;
   #drainedSent = false;
   #stopping = false;
+  #engineTimer: NodeJS.Timeout | undefined;
 
   private constructor(config: AgentConfig, home: AgentHome, logger: Logger, docker: DockerClient) {
     super();
@@ -126,6 +129,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       void agent.#probeEngine();
     });
     agent.#connection.start();
+    // While the engine is unreachable, look for it again now and then: it recovers by itself.
+    agent.#engineTimer = setInterval(() => {
+      if (agent.#engine === undefined) void agent.#probeEngine();
+    }, ENGINE_PROBE_MS);
+    agent.#engineTimer.unref();
     if (config.prepull.length > 0 && agent.#engine !== undefined) void agent.#prepull();
     return agent;
   }
@@ -148,9 +156,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     await this.#waitFor(() => this.#held.size === 0, FINAL_ACK_WAIT_MS);
     this.#stopping = true;
+    clearInterval(this.#engineTimer);
     await this.#connection.stop();
     for (const held of this.#held.values()) await held.journal.close().catch(() => undefined);
     this.#logger.info('stopped', { unacknowledgedTasks: this.#held.size });
+  }
+
+  /** A second SIGTERM: stop waiting for the grace period, cancel every step now. */
+  cancelAll(): void {
+    this.#logger.warn('cancelling every step now');
+    for (const id of this.#queue.splice(0)) this.#start(id, true);
+    for (const held of this.#held.values()) held.run?.cancel();
   }
 
   async #allSettled(timeoutMs: number): Promise<boolean> {
@@ -168,7 +184,12 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   async #probeEngine(): Promise<void> {
     try {
+      const wasDown = this.#warnedEngine && this.#engine === undefined;
       this.#engine = await this.#docker.engineInfo();
+      if (wasDown) {
+        this.#warnedEngine = false;
+        this.#logger.info('the Docker engine is reachable again', { docker: this.#engine.version });
+      }
     } catch (error) {
       if (this.#engine !== undefined || !this.#warnedEngine) {
         this.#logger.warn(
@@ -406,7 +427,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       journal: held.journal,
       outbox: held.outbox,
       home: this.home,
-      docker: this.#engine === undefined ? undefined : this.#docker,
+      docker: this.#docker,
       hostExecution: this.config.allowHostExecution,
       maxArtifactBytes: this.config.maxArtifactBytes,
       images: this.#images,

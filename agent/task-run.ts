@@ -201,7 +201,14 @@ export class TaskRun {
       }
       return this.#runOnHost();
     }
-    if (docker === undefined) {
+    // Asked at the moment it is needed: the engine may have come back (or gone) since the start.
+    if (
+      docker === undefined ||
+      !(await docker.engineInfo().then(
+        () => true,
+        () => false,
+      ))
+    ) {
       throw new CuttleError(
         'docker-unavailable',
         'this worker cannot reach its Docker engine (DOCKER_HOST or /var/run/docker.sock); start the engine, or give the agent access to its socket',

@@ -92,7 +92,11 @@ export async function agentCommand(args: string[]): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (why: string): void => {
-      if (stopping) return;
+      if (stopping) {
+        // A second SIGTERM or SIGINT: the operator does not want to wait for the grace period.
+        if (why !== 'drained') agent.cancelAll();
+        return;
+      }
       stopping = true;
       logger.info(`${why}: stopping`);
       agent.shutdown().then(
@@ -103,8 +107,8 @@ export async function agentCommand(args: string[]): Promise<number> {
         },
       );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
     agent.once('exit', () => stop('drained'));
   });
 }

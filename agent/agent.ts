@@ -24,7 +24,7 @@ import type { Logger } from './logger.js';
 import { BlobFetcher } from './blob-fetcher.js';
 import { parseCheckpoint, parseRunInfo, type RunInfo } from './run-state.js';
 import { ServerChannel } from './server-channel.js';
-import { TaskOutbox } from './task-outbox.js';
+import { DEFAULT_OUTBOX_LIMITS, TaskOutbox } from './task-outbox.js';
 import { TaskRun } from './task-run.js';
 import { agentVersion } from './version.js';
 
@@ -263,14 +263,15 @@ export class Agent extends EventEmitter<AgentEvents> {
   #hold(journal: TaskJournal): HeldTask {
     const held: HeldTask = {
       journal,
-      outbox: new TaskOutbox(journal, this.#channel, (error) =>
-        this.#logger.error(
-          'cannot send the events of a task; they stay in its journal until the next connection',
-          {
-            taskId: journal.taskId,
-            error: String(error),
-          },
-        ),
+      outbox: new TaskOutbox(
+        journal,
+        this.#channel,
+        (error) =>
+          this.#logger.error(
+            'cannot send the events of a task; they stay in its journal until the next connection',
+            { taskId: journal.taskId, error: String(error) },
+          ),
+        { ...DEFAULT_OUTBOX_LIMITS, journalLimitBytes: this.config.journalLimitBytes },
       ),
       run: undefined,
       done: undefined,

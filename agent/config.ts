@@ -19,6 +19,7 @@ export const DEFAULTS = {
   allowHostExecution: true,
   maxArtifactBytes: 2 * 1024 * 1024 * 1024,
   packageCacheBytes: 10 * 1024 * 1024 * 1024,
+  journalLimitBytes: 1024 * 1024 * 1024,
   builtImagesMaxCount: 50,
   // The container options policy: safe by default (see docs/container-options.md); the lists
   // (allowedImages, allowedPullPolicies, prepull, allowedCapabilities, allowedBindMounts) are empty.
@@ -55,6 +56,11 @@ export const configSchema = z
     allowHostExecution: z.boolean().default(DEFAULTS.allowHostExecution),
     maxArtifactBytes: z.coerce.number().int().min(0).default(DEFAULTS.maxArtifactBytes),
     packageCacheBytes: z.coerce.number().int().min(0).default(DEFAULTS.packageCacheBytes),
+    journalLimitBytes: z.coerce
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .default(DEFAULTS.journalLimitBytes),
     allowedImages: z.array(z.string().min(1)).default(() => []),
     allowedPullPolicies: z.array(z.enum(['always', 'if-not-present', 'never'])).default(() => []),
     builtImagesMaxCount: z.coerce.number().int().min(1).default(DEFAULTS.builtImagesMaxCount),

@@ -283,7 +283,7 @@ async function perform(ctx: Context, actions: readonly Action[], dryRun: boolean
     for (const action of actions) {
       ctx.out(`would ${describeAction(action)}`);
       if (action.kind === 'write-file') {
-        for (const line of action.shown.trimEnd().split('\n')) ctx.out(`    ${line}`);
+        for (const line of action.shown.trimEnd().split('\n')) ctx.out(line && `    ${line}`);
       }
     }
     return;

@@ -17,6 +17,8 @@ import {
   PackageCache,
   removeWorkFolder,
   TaskJournal,
+  ToolStore,
+  toolKey,
 } from '../workspace/index.js';
 import { DockerClient, ImageResolver, type EngineInfo } from '../images/index.js';
 import type { AgentConfig } from './config.js';
@@ -55,6 +57,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #packages: PackageCache;
   readonly #blobs: BlobFetcher;
   readonly #images: ImageResolver;
+  readonly #tools: ToolStore;
+  /** The tools installed, for hello (refreshed after installs and prunes). */
+  #installedTools: { name: string; version: string }[] = [];
   readonly #held = new Map<string, HeldTask>();
   readonly #queue: string[] = [];
   #arrivals: Promise<void> = Promise.resolve();
@@ -83,6 +88,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#channel = new ServerChannel(this.#connection);
     this.#packages = new PackageCache(home.packagesDir);
     this.#blobs = new BlobFetcher(this.#connection, this.#packages);
+    this.#tools = new ToolStore(home.toolsDir);
     this.#images = new ImageResolver(
       docker,
       { allowedImages: config.allowedImages, allowedPullPolicies: config.allowedPullPolicies },
@@ -117,6 +123,13 @@ export class Agent extends EventEmitter<AgentEvents> {
           : `${agent.#engine.version} (API ${agent.#engine.apiVersion})`,
     });
     await agent.#recover();
+    await agent.#tools.removeIncomplete();
+    await agent.#pruneTools();
+    if (config.toolImageMounts && agent.#engine?.imageMounts !== true) {
+      logger.warn(
+        'toolImageMounts is set but this Docker engine cannot mount images (Engine API 1.48 or later); tools are transferred and unpacked instead',
+      );
+    }
     agent.#connection.on('welcome', (welcome) => agent.#onWelcome(welcome));
     agent.#connection.on('message', (message) => agent.#onMessage(message));
     agent.#connection.on('blob-frame', (transfer, chunk) => agent.#blobs.onFrame(transfer, chunk));
@@ -290,7 +303,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         docker: this.#engine ?? null,
         hostExecution: this.config.allowHostExecution,
         shells: ['bash', 'sh'],
-        tools: [],
+        tools: this.#installedTools,
       },
       tasks: [...this.#held.values()].map((h) => ({
         taskId: h.journal.taskId,
@@ -432,6 +445,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       hostExecution: this.config.allowHostExecution,
       maxArtifactBytes: this.config.maxArtifactBytes,
       images: this.#images,
+      tools: this.#tools,
+      imageMounts: {
+        wanted: this.config.toolImageMounts,
+        supported: this.#engine?.imageMounts ?? false,
+      },
       optionsPolicy: {
         allowPrivileged: this.config.allowPrivileged,
         allowHostNamespaces: this.config.allowHostNamespaces,
@@ -459,6 +477,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.#running -= 1;
         held.run = undefined;
         void this.#evictPackages();
+        void this.#pruneTools();
         void this.#pruneImages();
         this.#logger.info('task finished', { taskId });
         const next = this.#queue.shift();
@@ -494,6 +513,22 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.#logger.info('removed built images beyond the retention limits', { images: removed });
     } catch (error) {
       this.#logger.warn('cannot prune built images', { error: String(error) });
+    }
+  }
+
+  /** Keeps the newest versions of each tool that no running task uses; refreshes hello's list. */
+  async #pruneTools(): Promise<void> {
+    const inUse = new Set<string>();
+    for (const held of this.#held.values()) {
+      const tool = held.journal.task.tool;
+      if (held.run !== undefined && tool !== undefined) inUse.add(toolKey(tool.name, tool.version));
+    }
+    try {
+      const removed = await this.#tools.prune(inUse);
+      if (removed.length > 0) this.#logger.info('removed old tool versions', { tools: removed });
+      this.#installedTools = await this.#tools.list();
+    } catch (error) {
+      this.#logger.warn('cannot prune tools', { error: String(error) });
     }
   }
 

@@ -20,6 +20,7 @@ export const DEFAULTS = {
   maxArtifactBytes: 2 * 1024 * 1024 * 1024,
   packageCacheBytes: 10 * 1024 * 1024 * 1024,
   journalLimitBytes: 1024 * 1024 * 1024,
+  toolImageMounts: false,
   builtImagesMaxCount: 50,
   // The container options policy: safe by default (see docs/container-options.md); the lists
   // (allowedImages, allowedPullPolicies, prepull, allowedCapabilities, allowedBindMounts) are empty.
@@ -56,6 +57,7 @@ export const configSchema = z
     allowHostExecution: z.boolean().default(DEFAULTS.allowHostExecution),
     maxArtifactBytes: z.coerce.number().int().min(0).default(DEFAULTS.maxArtifactBytes),
     packageCacheBytes: z.coerce.number().int().min(0).default(DEFAULTS.packageCacheBytes),
+    toolImageMounts: z.boolean().default(DEFAULTS.toolImageMounts),
     journalLimitBytes: z.coerce
       .number()
       .int()
@@ -101,6 +103,7 @@ const BOOLEAN_KEYS = new Set<string>([
   'allowDevices',
   'allowUnconfined',
   'allowVolumesFrom',
+  'toolImageMounts',
 ]);
 
 function isConfigKey(key: string): key is ConfigKey {

@@ -5,7 +5,13 @@
  * as everywhere in cuttle, and exported in seconds, as Prometheus expects.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { OUTCOMES, TASK_STATES, type Outcome, type TaskState } from '../protocol/index.js';
+import {
+  OUTCOMES,
+  TASK_STATES,
+  type EventBody,
+  type Outcome,
+  type TaskState,
+} from '../protocol/index.js';
 
 /** Steps last from seconds to hours. */
 const TASK_BUCKETS_S = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400];
@@ -127,12 +133,12 @@ export class AgentMetrics {
     });
     this.#logBytes = new Counter({
       name: 'cuttle_log_sent_bytes_total',
-      help: 'Bytes of step log lines (UTF-8, after masking) sent to the server.',
+      help: 'Bytes of step log lines (UTF-8, masked) journalled for the server, which gets each once.',
       registers,
     });
     this.#artifactBytes = new Counter({
       name: 'cuttle_artifact_sent_bytes_total',
-      help: 'Bytes of artifacts sent to the server (a re-send after a reconnect counts again).',
+      help: 'Bytes of artifacts journalled for the server, which gets each once.',
       registers,
     });
     const backlog = (): number => this.#backlog();
@@ -223,14 +229,25 @@ export class AgentMetrics {
     this.#buildDuration.observe(seconds(durationMs));
   }
 
-  /** Bytes of log lines sent to the server. */
+  /** Bytes of log lines for the server. */
   logBytes(bytes: number): void {
     if (bytes > 0) this.#logBytes.inc(bytes);
   }
 
-  /** Bytes of an artifact sent to the server. */
+  /** Bytes of an artifact for the server. */
   artifactBytes(bytes: number): void {
     if (bytes > 0) this.#artifactBytes.inc(bytes);
+  }
+
+  /** An event was journalled (to be sent): counts the bytes of log lines and artifacts. */
+  journalled(event: EventBody): void {
+    if (event.kind === 'log') {
+      let bytes = 0;
+      for (const line of event.lines) bytes += Buffer.byteLength(line);
+      this.logBytes(bytes);
+    } else if (event.kind === 'artifact') {
+      this.artifactBytes(event.size);
+    }
   }
 
   /**

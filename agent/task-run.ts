@@ -23,6 +23,7 @@ import {
   type AgentHome,
   type BindMount,
   type PackageCache,
+  type ToolStore,
   type TaskJournal,
 } from '../workspace/index.js';
 import {
@@ -59,6 +60,9 @@ export interface TaskRunContext {
   /** Pulls and builds the step's image; one per agent, shared by its tasks. */
   images: ImageResolver;
   optionsPolicy: OptionsPolicy;
+  tools: ToolStore;
+  /** Tool image mounts: asked for by the configuration, and possible on this engine. */
+  imageMounts: { wanted: boolean; supported: boolean };
   packages: { cache: PackageCache; fetch: (sha256: string, size: number) => Promise<void> };
   logger: Logger;
 }
@@ -240,6 +244,7 @@ export class TaskRun {
       );
     }
     await this.#fetchPackages();
+    const toolFolder = await this.#installTool();
     const workFolder = await this.#createWorkFolder();
     const files = await writeStepFiles(workFolder, task);
     const packagesFolder = await this.#placePackages(workFolder);
@@ -253,7 +258,11 @@ export class TaskRun {
         workFolder,
         command: ['/bin/sh', files.launcher],
         // Packages are hard links into the shared cache: read-only, even for a root step.
-        extraBinds: packagesFolder === undefined ? [] : [`${packagesFolder}:${packagesFolder}:ro`],
+        extraBinds: [
+          ...(packagesFolder === undefined ? [] : [`${packagesFolder}:${packagesFolder}:ro`]),
+          ...(toolFolder === undefined ? [] : [`${toolFolder}:${TOOL_MOUNT}:ro`]),
+        ],
+        env: toolFolder === undefined ? [] : [`CUTTLE_TOOL_HOME=${TOOL_MOUNT}`],
       },
       options,
     );
@@ -348,6 +357,7 @@ export class TaskRun {
   }
 
   async #runOnHost(): Promise<number> {
+    const toolFolder = await this.#installTool();
     if (findVariable(this.#ctx.task, CONTAINER_OPTIONS_VARIABLE)?.trim()) {
       await this.#log.system(
         'warning',
@@ -370,7 +380,14 @@ export class TaskRun {
       [{ hostPath: workFolder, containerPath: workFolder }],
       () =>
         new Promise<number>((resolve, reject) => {
-          const child = spawn('/bin/sh', [files.launcher], { cwd: workFolder, stdio: 'ignore' });
+          const child = spawn('/bin/sh', [files.launcher], {
+            cwd: workFolder,
+            stdio: 'ignore',
+            env:
+              toolFolder === undefined
+                ? process.env
+                : { ...process.env, CUTTLE_TOOL_HOME: toolFolder },
+          });
           this.#stopStep = () => {
             child.kill('SIGTERM');
             setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_SECONDS * 1000).unref();
@@ -453,6 +470,32 @@ export class TaskRun {
       path: mark.path,
       size: kept.size,
       sha256: kept.sha256,
+    });
+  }
+
+  /**
+   * The task's tool (Calamari-like), installed once in <home>/Tools/<name>/<version>: its bundle
+   * is fetched like a package only when that version is missing, unpacked and checked.
+   */
+  async #installTool(): Promise<string | undefined> {
+    const { tool } = this.#ctx.task;
+    if (tool === undefined) return undefined;
+    const { tools, imageMounts } = this.#ctx;
+    if (imageMounts.wanted && !imageMounts.supported) {
+      await this.#log.system(
+        'warning',
+        `this Docker engine cannot mount images (Engine API 1.48 or later is needed); the tool ${tool.name} ${tool.version} is transferred and unpacked instead`,
+      );
+    }
+    return tools.ensure(tool.name, tool.version, async () => {
+      await this.#append({
+        kind: 'progress',
+        activity: 'transfer',
+        message: `fetching tool ${tool.name} ${tool.version}`,
+        percent: 0,
+      });
+      await this.#ctx.packages.fetch(tool.bundle.sha256, tool.bundle.size);
+      return this.#ctx.packages.cache.pathOf(tool.bundle.sha256);
     });
   }
 
@@ -622,3 +665,6 @@ function findVariable(task: Task, name: string): string | undefined {
   const wanted = name.toLowerCase();
   return task.variables.find((v) => v.name.toLowerCase() === wanted)?.value;
 }
+
+/** Where the task's tool is, read-only, in the step container (PROTOCOL.md section 7). */
+const TOOL_MOUNT = '/cuttle/tool';

@@ -5,3 +5,5 @@ export * from './work-folder.js';
 export * from './task-journal.js';
 export * from './container-path.js';
 export * from './package-cache.js';
+export * from './tool-invalid-error.js';
+export * from './tool-store.js';

@@ -1,0 +1,81 @@
+/**
+ * A task's tool (Calamari-like): transferred only when missing, unpacked, read-only at
+ * /cuttle/tool with CUTTLE_TOOL_HOME set; a bundle that would escape its folder fails the task.
+ * Needs: a Docker engine.
+ */
+import assert from 'node:assert/strict';
+import { createGzip } from 'node:zlib';
+import { pack } from 'tar-stream';
+import type { AgentMessage } from '../../protocol/index.js';
+import { AgentEnv, demoTask, streamLines, uniqueTaskId } from '../support/agent-harness.js';
+
+async function bundle(
+  entries: { name: string; content?: string; linkname?: string; mode?: number }[],
+): Promise<Buffer> {
+  const archive = pack();
+  for (const entry of entries) {
+    if (entry.linkname !== undefined)
+      archive.entry({ name: entry.name, type: 'symlink', linkname: entry.linkname });
+    else archive.entry({ name: entry.name, mode: entry.mode ?? 0o644 }, entry.content ?? '');
+  }
+  archive.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of archive.pipe(createGzip()))
+    if (Buffer.isBuffer(chunk)) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+describe('agent end to end: tools', function () {
+  this.timeout(60_000);
+  let env: AgentEnv;
+  const requests: string[] = [];
+  before(async () => {
+    env = await AgentEnv.start();
+    env.server.on('agent-message', (message: AgentMessage) => {
+      if (message.type === 'blob-request') requests.push(message.sha256);
+    });
+  });
+  after(async () => {
+    await env.dispose();
+  });
+  afterEach(function () {
+    env.reportOnFailure(this);
+  });
+
+  it('are unpacked once and mounted read-only at /cuttle/tool', async () => {
+    const blob = await env.server.addBlob(
+      await bundle([
+        { name: 'bin/hello', content: '#!/bin/sh\necho "hello from the tool"\n', mode: 0o755 },
+      ]),
+    );
+    const tool = { name: 'Calamari', version: '28.1.0', bundle: blob };
+    const script =
+      'echo "home=$CUTTLE_TOOL_HOME"\n"$CUTTLE_TOOL_HOME/bin/hello"\nif touch /cuttle/tool/x 2>/dev/null; then echo WRITABLE; else echo read-only; fi';
+    for (let run = 0; run < 2; run++) {
+      const { handle, result } = await env.run({ ...demoTask(uniqueTaskId('tool'), script), tool });
+      assert.equal(result.outcome, 'success', streamLines(handle, 'system').join('\n'));
+      assert.deepEqual(streamLines(handle, 'stdout'), [
+        'home=/cuttle/tool',
+        'hello from the tool',
+        'read-only',
+      ]);
+    }
+    assert.equal(
+      requests.filter((r) => r === blob.sha256).length,
+      1,
+      'the bundle is transferred once',
+    );
+  });
+
+  it('fail the task with tool-invalid when the bundle would escape its folder', async () => {
+    const blob = await env.server.addBlob(
+      await bundle([{ name: 'evil', linkname: '/etc/passwd' }]),
+    );
+    const { result } = await env.run({
+      ...demoTask(uniqueTaskId('evil-tool'), 'echo must not run'),
+      tool: { name: 'evil', version: '1.0.0', bundle: blob },
+    });
+    assert.equal(result.outcome, 'error');
+    assert.equal(result.error?.code, 'tool-invalid');
+  });
+});

@@ -24,6 +24,7 @@ import { DockerClient, ImageResolver, type EngineInfo } from '../images/index.js
 import type { AgentConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { BlobFetcher } from './blob-fetcher.js';
+import { AgentMetrics } from './metrics.js';
 import { parseCheckpoint, parseRunInfo, type RunInfo } from './run-state.js';
 import { ServerChannel } from './server-channel.js';
 import { DEFAULT_OUTBOX_LIMITS, TaskOutbox } from './task-outbox.js';
@@ -32,7 +33,7 @@ import { agentVersion } from './version.js';
 
 /** After SIGTERM and the grace period, how long results may take to be acknowledged. */
 const FINAL_ACK_WAIT_MS = 5000;
-/** How often an unreachable Docker engine is looked for again. */
+/** How often the Docker engine is asked whether it is there (for hello, readiness, recovery). */
 const ENGINE_PROBE_MS = 5000;
 
 interface HeldTask {
@@ -58,6 +59,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #blobs: BlobFetcher;
   readonly #images: ImageResolver;
   readonly #tools: ToolStore;
+  readonly #metrics: AgentMetrics;
+  #welcomed = false;
   /** The tools installed, for hello (refreshed after installs and prunes). */
   #installedTools: { name: string; version: string }[] = [];
   readonly #held = new Map<string, HeldTask>();
@@ -70,8 +73,16 @@ export class Agent extends EventEmitter<AgentEvents> {
   #stopping = false;
   #engineTimer: NodeJS.Timeout | undefined;
 
-  private constructor(config: AgentConfig, home: AgentHome, logger: Logger, docker: DockerClient) {
+  private constructor(
+    config: AgentConfig,
+    home: AgentHome,
+    logger: Logger,
+    docker: DockerClient,
+    metrics: AgentMetrics,
+  ) {
     super();
+    this.#metrics = metrics;
+    this.#metrics = metrics;
     this.config = config;
     this.home = home;
     this.#logger = logger;
@@ -109,9 +120,25 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** Opens the home, finds the engine, takes over what a previous run left, and dials out. */
-  static async start(config: AgentConfig, logger: Logger): Promise<Agent> {
+  static async start(
+    config: AgentConfig,
+    logger: Logger,
+    options: { metrics?: AgentMetrics } = {},
+  ): Promise<Agent> {
     const home = await AgentHome.open(config.home);
-    const agent = new Agent(config, home, logger, DockerClient.connect());
+    const agent = new Agent(
+      config,
+      home,
+      logger,
+      DockerClient.connect(),
+      options.metrics ?? new AgentMetrics({ defaultMetrics: false }),
+    );
+    agent.#metrics.journalBacklog(() => {
+      let backlog = 0;
+      for (const held of agent.#held.values())
+        backlog += held.journal.lastSeq - held.outbox.ackedSeq;
+      return backlog;
+    });
     await agent.#probeEngine();
     logger.info(`cuttle ${agentVersion()} starting`, {
       agentId: home.agentId,
@@ -137,15 +164,14 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (!agent.#stopping) {
         logger.warn('disconnected from the server', { reason: info.reason, code: info.code });
       }
+      agent.#metrics.connectionState(false);
       for (const held of agent.#held.values()) held.outbox.disconnected();
       agent.#blobs.onDisconnect();
       void agent.#probeEngine();
     });
     agent.#connection.start();
     // While the engine is unreachable, look for it again now and then: it recovers by itself.
-    agent.#engineTimer = setInterval(() => {
-      if (agent.#engine === undefined) void agent.#probeEngine();
-    }, ENGINE_PROBE_MS);
+    agent.#engineTimer = setInterval(() => void agent.#probeEngine(), ENGINE_PROBE_MS);
     agent.#engineTimer.unref();
     if (config.prepull.length > 0 && agent.#engine !== undefined) void agent.#prepull();
     return agent;
@@ -199,6 +225,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     try {
       const wasDown = this.#warnedEngine && this.#engine === undefined;
       this.#engine = await this.#docker.engineInfo();
+      this.#metrics.engineAvailable(true);
       if (wasDown) {
         this.#warnedEngine = false;
         this.#logger.info('the Docker engine is reachable again', { docker: this.#engine.version });
@@ -214,6 +241,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.#warnedEngine = true;
       }
       this.#engine = undefined;
+      this.#metrics.engineAvailable(false);
     }
   }
   #warnedEngine = false;
@@ -268,6 +296,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         // No step had started (no run info is written before its container exists): start it.
         this.#start(taskId, false);
       } else {
+        this.#metrics.taskQueued(taskId);
         this.#queue.push(taskId);
       }
     }
@@ -318,6 +347,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       sessionId: welcome.sessionId,
       resumed: welcome.resume.length,
     });
+    this.#metrics.connectionState(true);
+    if (this.#welcomed) this.#metrics.reconnected();
+    this.#welcomed = true;
     const resume = new Map(welcome.resume.map((r) => [r.taskId, r.fromSeq]));
     this.#blobs.onWelcome();
     for (const [taskId, held] of this.#held) {
@@ -427,6 +459,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.#running < this.config.capacity) {
       this.#start(taskId, false);
     } else {
+      this.#metrics.taskQueued(taskId);
       this.#queue.push(taskId);
       await journal.append({ kind: 'state', state: 'queued' });
       held.outbox.pump();
@@ -446,6 +479,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       maxArtifactBytes: this.config.maxArtifactBytes,
       images: this.#images,
       tools: this.#tools,
+      metrics: this.#metrics.forTask(taskId),
       imageMounts: {
         wanted: this.config.toolImageMounts,
         supported: this.#engine?.imageMounts ?? false,
@@ -465,6 +499,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (cancelled) run.cancel();
     held.run = run;
     this.#running += 1;
+    this.#metrics.taskStarted(taskId);
     held.done = (
       resume === undefined
         ? run.run()

@@ -4,6 +4,7 @@ import { CuttleError } from '../protocol/index.js';
 import { agentCommand, configFromArgs } from './commands/agent-command.js';
 import { prepullCommand } from './commands/prepull-command.js';
 import { serverCommand } from './commands/server-command.js';
+import { serviceCommand } from './commands/service-command.js';
 import { submitCommand } from './commands/submit-command.js';
 import { tryCommand } from './commands/try-command.js';
 import { agentVersion } from './version.js';
@@ -17,6 +18,7 @@ commands:
   server         run the reference server (--listen HOST:PORT --token T --data DIR)
   submit FILE    submit a task to a reference server's HTTP API (--server URL --token T --follow)
   prepull IMAGE  pull images ahead of the first task (--pull-policy always|if-not-present)
+  service        install|uninstall|status the systemd service (--dry-run prints the plan; docs/operations.md)
   version        print the version`;
 
 async function main(argv: string[]): Promise<number> {
@@ -42,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return submitCommand(rest);
     case 'prepull':
       return prepullCommand(rest);
+    case 'service':
+      return serviceCommand(rest);
     case 'version':
     case '--version':
       console.log(agentVersion());

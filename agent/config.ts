@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
 import { CuttleError } from '../protocol/index.js';
+import { isListenAddress, LISTEN_ADDRESS_HINT } from './listen-address.js';
 
 export const DEFAULTS = {
   home: '/var/lib/cuttle',
@@ -58,6 +59,7 @@ export const configSchema = z
     maxArtifactBytes: z.coerce.number().int().min(0).default(DEFAULTS.maxArtifactBytes),
     packageCacheBytes: z.coerce.number().int().min(0).default(DEFAULTS.packageCacheBytes),
     toolImageMounts: z.boolean().default(DEFAULTS.toolImageMounts),
+    metricsListen: z.string().refine(isListenAddress, `must be ${LISTEN_ADDRESS_HINT}`).optional(),
     journalLimitBytes: z.coerce
       .number()
       .int()

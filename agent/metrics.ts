@@ -52,6 +52,8 @@ export class AgentMetrics {
   /** Queued task ids with when they were queued; the gauges are the sizes of these. */
   readonly #queued = new Map<string, number>();
   readonly #running = new Set<string>();
+  /** The last task ids that finished (1024 at most), so a repeated report is not counted twice. */
+  readonly #finishedIds = new Set<string>();
   #backlog: () => number = () => 0;
   #readiness: Readiness = { connected: false, engine: false };
 
@@ -221,6 +223,14 @@ export class AgentMetrics {
     return new PhaseClock(this, this.#now);
   }
 
+  /**
+   * One task's journalled events in one call: states are timed as phases, the result finishes
+   * the task (outcome and duration), log lines and artifacts count their bytes.
+   */
+  forTask(taskId: string): TaskMetrics {
+    return new TaskMetrics(this, taskId, this.#now);
+  }
+
   pullDuration(durationMs: number): void {
     this.#pullDuration.observe(seconds(durationMs));
   }
@@ -267,13 +277,34 @@ export class AgentMetrics {
     return this.registry.contentType;
   }
 
-  /** The last task ids that finished, so a repeated report is not counted twice. */
-  readonly #finishedIds = new Set<string>();
   #rememberFinished(taskId: string): void {
     this.#finishedIds.add(taskId);
     if (this.#finishedIds.size > 1024) {
       const oldest = this.#finishedIds.values().next();
       if (oldest.done !== true) this.#finishedIds.delete(oldest.value);
+    }
+  }
+}
+
+/** What AgentMetrics.forTask returns: give it each event the task journals. */
+export class TaskMetrics {
+  readonly #metrics: AgentMetrics;
+  readonly #taskId: string;
+  readonly #phases: PhaseClock;
+
+  constructor(metrics: AgentMetrics, taskId: string, now: () => number = Date.now) {
+    this.#metrics = metrics;
+    this.#taskId = taskId;
+    this.#phases = new PhaseClock(metrics, now);
+  }
+
+  journalled(event: EventBody): void {
+    this.#metrics.journalled(event);
+    if (event.kind === 'state') {
+      this.#phases.enter(event.state);
+    } else if (event.kind === 'result') {
+      this.#phases.end();
+      this.#metrics.taskFinished(this.#taskId, event.outcome, event.durationMs);
     }
   }
 }

@@ -37,6 +37,7 @@ import {
   type TranslatedOptions,
 } from '../images/index.js';
 import type { Logger } from './logger.js';
+import type { TaskMetrics } from './metrics.js';
 import { Masker } from './masker.js';
 import { OutputTail } from './output-tail.js';
 import { StdoutInterpreter, type ArtifactMark } from './stdout-interpreter.js';
@@ -61,6 +62,7 @@ export interface TaskRunContext {
   images: ImageResolver;
   optionsPolicy: OptionsPolicy;
   tools: ToolStore;
+  metrics?: TaskMetrics;
   /** Tool image mounts: asked for by the configuration, and possible on this engine. */
   imageMounts: { wanted: boolean; supported: boolean };
   packages: { cache: PackageCache; fetch: (sha256: string, size: number) => Promise<void> };
@@ -617,6 +619,7 @@ export class TaskRun {
       if (advance !== undefined) this.#advance(advance);
       return this.#checkpoint();
     });
+    this.#ctx.metrics?.journalled(body);
     this.#ctx.outbox.pump();
   }
 

@@ -4,6 +4,10 @@ import { withFlagErrors } from '../parse-flags.js';
 import { Agent } from '../agent.js';
 import { loadConfig, type AgentConfig } from '../config.js';
 import { createLogger } from '../logger.js';
+import { parseListenAddress } from '../listen-address.js';
+import { AgentMetrics } from '../metrics.js';
+import { startMetricsServer } from '../metrics-server.js';
+import { agentVersion } from '../version.js';
 
 export const AGENT_FLAGS = {
   config: { type: 'string' },
@@ -25,6 +29,7 @@ export const AGENT_FLAGS = {
   'max-artifact-bytes': { type: 'string' },
   'package-cache-bytes': { type: 'string' },
   'journal-limit-bytes': { type: 'string' },
+  'metrics-listen': { type: 'string' },
   'allowed-image': { type: 'string', multiple: true },
   'allowed-pull-policy': { type: 'string', multiple: true },
   'built-images-max-count': { type: 'string' },
@@ -71,6 +76,7 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): AgentCon
       maxArtifactBytes: values['max-artifact-bytes'],
       packageCacheBytes: values['package-cache-bytes'],
       journalLimitBytes: values['journal-limit-bytes'],
+      metricsListen: values['metrics-listen'],
       allowedImages: values['allowed-image'],
       allowedPullPolicies: values['allowed-pull-policy'],
       builtImagesMaxCount: values['built-images-max-count'],
@@ -90,7 +96,17 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): AgentCon
 export async function agentCommand(args: string[]): Promise<number> {
   const config = configFromArgs(args, process.env);
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-  const agent = await Agent.start(config, logger);
+  const metrics = new AgentMetrics({
+    version: agentVersion(),
+    defaultMetrics: config.metricsListen !== undefined,
+  });
+  const metricsServer =
+    config.metricsListen === undefined
+      ? undefined
+      : await startMetricsServer({ ...parseListenAddress(config.metricsListen), metrics });
+  if (metricsServer !== undefined)
+    logger.info('serving metrics', { url: `${metricsServer.url}/metrics` });
+  const agent = await Agent.start(config, logger, { metrics });
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (why: string): void => {
@@ -102,7 +118,10 @@ export async function agentCommand(args: string[]): Promise<number> {
       stopping = true;
       logger.info(`${why}: stopping`);
       agent.shutdown().then(
-        () => resolve(0),
+        async () => {
+          await metricsServer?.close();
+          resolve(0);
+        },
         (error: unknown) => {
           logger.error('shutdown failed', { error: String(error) });
           resolve(1);

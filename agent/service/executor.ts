@@ -1,5 +1,16 @@
 /** Carries out a plan's actions on a host, in order; the first failure stops it. */
-import { chmod, chown, mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  lchown,
+  mkdir,
+  readdir,
+  rename,
+  rm,
+  rmdir,
+  writeFile,
+} from 'node:fs/promises';
+import { join } from 'node:path';
 import { hostPath, isErrno, lookupUser, run, type ServiceHost } from './host.js';
 import type { Action } from './plan.js';
 import { ServiceError } from './service-error.js';
@@ -68,7 +79,9 @@ async function apply(
       return;
     case 'set-owner': {
       const { uid, gid } = await ownerIds(action.owner);
-      await chown(hostPath(host, action.path), uid, gid);
+      const path = hostPath(host, action.path);
+      if (action.recursive === true) await chownTree(path, uid, gid);
+      else await chown(path, uid, gid);
       return;
     }
     case 'write-file': {
@@ -102,5 +115,16 @@ async function apply(
     case 'systemctl':
       await run(host, ['systemctl', ...action.args]);
       return;
+  }
+}
+
+/** chown -R without following symbolic links (a link is re-owned, never its target). */
+async function chownTree(path: string, uid: number, gid: number): Promise<void> {
+  await lchown(path, uid, gid);
+  const entries = await readdir(path, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const child = join(path, entry.name);
+    if (entry.isDirectory()) await chownTree(child, uid, gid);
+    else await lchown(child, uid, gid);
   }
 }

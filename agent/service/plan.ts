@@ -13,7 +13,7 @@ export type Action =
   | { kind: 'add-to-group'; user: string; group: string }
   | { kind: 'make-directory'; path: string; mode: number; owner: string }
   | { kind: 'set-mode'; path: string; mode: number }
-  | { kind: 'set-owner'; path: string; owner: string }
+  | { kind: 'set-owner'; path: string; owner: string; recursive?: boolean }
   | {
       kind: 'write-file';
       path: string;
@@ -89,8 +89,9 @@ export function planInstall(target: InstallTarget, state: InstallState): Action[
     }
     if (state.home.mode !== HOME_MODE)
       actions.push({ kind: 'set-mode', path: target.home, mode: HOME_MODE });
+    // Recursive: a home first used by an agent run as root holds root's files the service cannot use.
     if (!owns(state.home, 'user'))
-      actions.push({ kind: 'set-owner', path: target.home, owner: user });
+      actions.push({ kind: 'set-owner', path: target.home, owner: user, recursive: true });
   }
 
   // The configuration: 0600, the user's (it holds the token).
@@ -212,7 +213,7 @@ export function describeAction(action: Action): string {
     case 'set-mode':
       return `set the mode of ${action.path} to ${octal(action.mode)}`;
     case 'set-owner':
-      return `give ${action.path} to ${action.owner}`;
+      return `give ${action.path}${action.recursive === true ? ' and everything in it' : ''} to ${action.owner}`;
     case 'write-file':
       return `${action.replaces ? 'rewrite' : 'write'} ${action.path} (${octal(action.mode)}, owner ${action.owner})`;
     case 'remove':

@@ -1,0 +1,128 @@
+/**
+ * Artifacts: one large file (1 GiB; 100 MiB quick) marked by the step and sent to the server, timed
+ * from the step's end (`collecting`) to the artifact event stored, with the agent's peak resident
+ * memory. The floor is one read, hash and write of the same bytes on this disk.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import type { TaskEvent } from '../protocol/index.js';
+import { demoTask, makeTempDir, uniqueId, whenEvent, withEnv } from './env.js';
+import { MB, MIB, now, ProcessWatch } from './measure.js';
+import type { BenchOptions } from './options.js';
+import type { CaseReport } from './report.js';
+
+export const title = 'Artifacts: one large file, step end → artifact stored on the server';
+
+export async function run(report: CaseReport, options: BenchOptions): Promise<void> {
+  const size = options.quick ? 100 * MIB : 1024 * MIB;
+  const repetitions = 2;
+  const floorMBps: number[] = [];
+  const uploadMBps: number[] = [];
+  const uploadS: number[] = [];
+  const growth: number[] = [];
+  const agentCpu: number[] = [];
+
+  const scratch = await makeTempDir('artifact-floor');
+  try {
+    const source = join(scratch, 'source.bin');
+    await writeZeros(source, size);
+    await withEnv({ capacity: 1 }, async (env) => {
+      await env.run(demoTask(uniqueId('artifacts-warmup'), 'echo warm'));
+      for (let rep = 0; rep < repetitions; rep++) {
+        floorMBps.push(size / MB / ((await copyAndHash(source, join(scratch, 'copy.bin'))) / 1000));
+        await rm(join(scratch, 'copy.bin'), { force: true });
+
+        // Different content each time (a first line), so nothing can be skipped as already held.
+        const script =
+          `{ echo 'rep ${options.runId} ${rep}'; head -c ${size} /dev/zero; } > bench.bin\n` +
+          'new_octopusartifact "$PWD/bench.bin"';
+        let collecting: Promise<number> | undefined;
+        let stored: Promise<number> | undefined;
+        const watch = await ProcessWatch.start(env.pid, 50);
+        const { handle } = await env.run(
+          demoTask(uniqueId('artifacts'), script),
+          options.quick ? 120_000 : 600_000,
+          (handle) => {
+            collecting = whenEvent(
+              handle,
+              (e: TaskEvent) => e.kind === 'state' && e.state === 'collecting',
+            );
+            stored = whenEvent(handle, (e: TaskEvent) => e.kind === 'artifact');
+          },
+        );
+        const seen = await watch.stop();
+        if (collecting === undefined || stored === undefined) throw new Error('no handle');
+        const ms = (await stored) - (await collecting);
+        const artifact = handle.events.find((e) => e.kind === 'artifact');
+        if (artifact === undefined || artifact.kind !== 'artifact' || artifact.size < size) {
+          throw new Error('the server holds no artifact of the expected size');
+        }
+        uploadS.push(ms / 1000);
+        uploadMBps.push(artifact.size / MB / (ms / 1000));
+        growth.push((seen.peak - seen.rssStart) / MIB);
+        agentCpu.push(seen.cpuSeconds);
+        await rm(env.server.artifactPath(artifact.sha256), { force: true });
+      }
+    });
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  report.row('floor: read + SHA-256 + write on this disk', 'MB/s', floorMBps);
+  report.row('cuttle: collecting → artifact stored', 's', uploadS);
+  const mbps = report.compared(
+    'cuttle: upload throughput',
+    'MB/s',
+    uploadMBps,
+    'floor: read + SHA-256 + write on this disk',
+  );
+  const peak = report.row('cuttle: agent peak RSS growth', 'MiB', growth);
+  report.row('cuttle: agent CPU for the task', 's', agentCpu);
+  report.note(
+    `${(size / MIB).toFixed(0)} MiB of zeros (no compression on the wire, so content does not ` +
+      'matter); the timed span includes the agent hashing the file into its journal.',
+  );
+  report.goal(
+    'upload at least 300 MB/s over loopback',
+    mbps.median >= 300,
+    `${mbps.median.toFixed(0)} MB/s`,
+  );
+  report.goal(
+    'agent memory growth under 64 MiB',
+    peak.max < 64,
+    `peak growth ${peak.max.toFixed(1)} MiB (max of ${peak.n})`,
+  );
+}
+
+async function writeZeros(path: string, size: number): Promise<void> {
+  const handle = await open(path, 'w');
+  try {
+    const block = Buffer.alloc(MIB);
+    for (let written = 0; written < size; written += block.length) {
+      await handle.write(block, 0, Math.min(block.length, size - written));
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** One read, a SHA-256 and one write of the file: milliseconds. */
+async function copyAndHash(source: string, target: string): Promise<number> {
+  const start = now();
+  const hash = createHash('sha256');
+  await pipeline(
+    createReadStream(source, { highWaterMark: MIB }),
+    new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk);
+        callback(null, chunk);
+      },
+    }),
+    createWriteStream(target),
+  );
+  hash.digest('hex');
+  return now() - start;
+}

@@ -39,6 +39,8 @@ const TASK_FILE = 'task.json';
 const EVENTS_FILE = 'events.ndjson';
 const ARTIFACTS_DIR = 'artifacts';
 const RUN_FILE = 'run.json';
+/** Text of the newest events kept in memory: the flow-control window (8 MiB) and some. */
+const RECENT_BYTES = 16 * 1024 * 1024;
 
 export interface JournalEntry {
   readonly event: TaskEvent;
@@ -56,6 +58,8 @@ export class TaskJournal {
   #finished: boolean;
   #chain: Promise<unknown> = Promise.resolve();
   #checkpoint: unknown;
+  readonly #recent = new Map<number, string>();
+  #recentBytes = 0;
 
   private constructor(
     dir: string,
@@ -195,13 +199,15 @@ export class TaskJournal {
       if (this.#finished) {
         throw new WorkspaceError(`task ${this.taskId} already has a result`, this.dir);
       }
-      const event = eventSchema.parse({
+      // The agent's own events are typed where they are made; validating each again here was a
+      // measurable share of the agent's CPU on busy logs (docs/benchmarks.md).
+      const event: TaskEvent = {
         type: 'event',
         taskId: this.taskId,
         seq: this.lastSeq + 1,
         time: new Date().toISOString(),
         ...body,
-      });
+      };
       const text = JSON.stringify(event);
       const state = checkpoint?.();
       const suffix = state === undefined ? '' : `\t${JSON.stringify(state)}`;
@@ -209,14 +215,31 @@ export class TaskJournal {
       const end = this.#offsets[this.#offsets.length - 1] ?? 0;
       await this.#handle.write(bytes, 0, bytes.length, end);
       this.#offsets.push(end + bytes.length);
+      this.#remember(event.seq, text);
       if (event.kind === 'result') this.#finished = true;
       if (state !== undefined) this.#checkpoint = state;
       return { event, text };
     });
   }
 
+  /**
+   * Keeps the newest events' text in memory (bounded), so sending what was just written does not
+   * read it back from disk; re-sends after a reconnect read the file.
+   */
+  #remember(seq: number, text: string): void {
+    this.#recent.set(seq, text);
+    this.#recentBytes += text.length;
+    for (const [oldest, oldText] of this.#recent) {
+      if (this.#recentBytes <= RECENT_BYTES) break;
+      this.#recent.delete(oldest);
+      this.#recentBytes -= oldText.length;
+    }
+  }
+
   /** The exact text of event `seq`, as first written. */
   async read(seq: number): Promise<string> {
+    const recent = this.#recent.get(seq);
+    if (recent !== undefined) return recent;
     const start = this.#offsets[seq - 1];
     const end = this.#offsets[seq];
     if (start === undefined || end === undefined || seq < 1) {

@@ -200,6 +200,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
     ]);
     for (const session of sessions) session.terminate();
     await Promise.all([...this.#tasks.values()].map((task) => task.serialize(async () => {})));
+    await this.#store.closeFiles();
     this.#wss.close();
     if (server === undefined) return;
     await new Promise<void>((resolve) => {

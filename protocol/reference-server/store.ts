@@ -9,7 +9,8 @@
  * Both task files are readable by the server's user alone: a task may carry sensitive variables.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { eventSchema, rejectedSchema, taskSchema, type TaskEvent } from '../messages.js';
@@ -30,6 +31,7 @@ export interface LoadedTask {
 }
 
 export class TaskStore {
+  readonly #open = new Map<string, FileHandle>();
   constructor(readonly dataDir: string) {}
 
   taskDir(taskId: string): string {
@@ -59,10 +61,27 @@ export class TaskStore {
     await rename(temp, join(dir, 'task.json'));
   }
 
+  /** Appends through a file kept open per task until its result (one open and mkdir per task). */
   async appendEvent(event: TaskEvent): Promise<void> {
-    const dir = this.taskDir(event.taskId);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await appendFile(join(dir, 'events.jsonl'), JSON.stringify(event) + '\n', { mode: 0o600 });
+    let handle = this.#open.get(event.taskId);
+    if (handle === undefined) {
+      const dir = this.taskDir(event.taskId);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      handle = await open(join(dir, 'events.jsonl'), 'a', 0o600);
+      this.#open.set(event.taskId, handle);
+    }
+    await handle.write(JSON.stringify(event) + '\n');
+    if (event.kind === 'result') {
+      this.#open.delete(event.taskId);
+      await handle.close();
+    }
+  }
+
+  /** Closes the event files still open (tasks without a result yet). */
+  async closeFiles(): Promise<void> {
+    const handles = [...this.#open.values()];
+    this.#open.clear();
+    await Promise.all(handles.map((handle) => handle.close().catch(() => undefined)));
   }
 
   /**

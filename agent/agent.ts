@@ -49,7 +49,7 @@ export type AgentEvents = {
 };
 
 export class Agent extends EventEmitter<AgentEvents> {
-  readonly config: AgentConfig;
+  #config: AgentConfig;
   readonly home: AgentHome;
   readonly #logger: Logger;
   readonly #docker: DockerClient;
@@ -83,7 +83,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     super();
     this.#metrics = metrics;
     this.#metrics = metrics;
-    this.config = config;
+    this.#config = config;
     this.home = home;
     this.#logger = logger;
     this.#docker = docker;
@@ -113,6 +113,52 @@ export class Agent extends EventEmitter<AgentEvents> {
         },
       },
     );
+  }
+
+  /** The configuration in force (SIGHUP may change the settings that are safe to change). */
+  get config(): AgentConfig {
+    return this.#config;
+  }
+
+  /**
+   * Applies a re-read configuration where that is safe: capacity, policies, limits, log level
+   * take effect for the next task; what the connection, the home or the image resolver were made
+   * with (server, token, home, ...) needs a restart and is kept. Returns what changed.
+   */
+  reload(next: AgentConfig): { applied: string[]; needsRestart: string[] } {
+    const current = this.#config;
+    const kept = {
+      server: current.server,
+      token: current.token,
+      home: current.home,
+      name: current.name,
+      ca: current.ca,
+      serverCertSha256: current.serverCertSha256,
+      allowInsecure: current.allowInsecure,
+      logFormat: current.logFormat,
+      metricsListen: current.metricsListen,
+      allowedImages: current.allowedImages,
+      allowedPullPolicies: current.allowedPullPolicies,
+      builtImagesMaxCount: current.builtImagesMaxCount,
+      builtImagesMaxBytes: current.builtImagesMaxBytes,
+      prepull: current.prepull,
+    };
+    const applied: string[] = [];
+    const needsRestart: string[] = [];
+    for (const [key, value] of Object.entries(next)) {
+      const before: unknown = Object.entries(current).find(([k]) => k === key)?.[1];
+      if (JSON.stringify(before) === JSON.stringify(value)) continue;
+      (key in kept ? needsRestart : applied).push(key);
+    }
+    this.#config = { ...next, ...kept };
+    if (applied.includes('logLevel')) this.#logger.level = next.logLevel;
+    this.#logger.info('configuration reloaded', { applied, needsRestart });
+    // More capacity: queued tasks start now.
+    while (this.#running < this.#config.capacity && this.#queue.length > 0) {
+      const queued = this.#queue.shift();
+      if (queued !== undefined) this.#start(queued, false);
+    }
+    return { applied, needsRestart };
   }
 
   get id(): string {

@@ -85,6 +85,8 @@ export class TaskOutbox {
       for (let s = this.#acked + 1; s <= upTo; s++) this.#inFlightBytes -= this.journal.sizeOf(s);
       this.#acked = upTo;
       this.#wakeProducers();
+      // Acknowledged events leave the journal once they are most of it.
+      this.journal.compact(upTo).catch((error: unknown) => this.#onError(error));
       this.pump();
     }
     return this.complete;

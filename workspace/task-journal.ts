@@ -39,6 +39,8 @@ const TASK_FILE = 'task.json';
 const EVENTS_FILE = 'events.ndjson';
 const ARTIFACTS_DIR = 'artifacts';
 const RUN_FILE = 'run.json';
+/** Acknowledged bytes at the front of a journal before it is compacted (see compact()). */
+const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
 /** Text of the newest events kept in memory: the flow-control window (8 MiB) and some. */
 const RECENT_BYTES = 16 * 1024 * 1024;
 
@@ -53,8 +55,12 @@ export class TaskJournal {
   readonly dir: string;
   #task: Task;
   #handle: FileHandle;
-  /** offsets[i] is where event seq i+1 starts; offsets[lastSeq] is the file's end. */
+  /**
+   * offsets[i] is where event seq base+i+1 starts in the file; the last entry is the file's end.
+   * Events up to `base` were acknowledged and compacted away.
+   */
   #offsets: number[];
+  #base = 0;
   #finished: boolean;
   #chain: Promise<unknown> = Promise.resolve();
   #checkpoint: unknown;
@@ -99,7 +105,7 @@ export class TaskJournal {
   }
 
   get lastSeq(): number {
-    return this.#offsets.length - 1;
+    return this.#base + this.#offsets.length - 1;
   }
 
   /** True once a `result` event is in the journal. */
@@ -162,6 +168,7 @@ export class TaskJournal {
     const offsets = [0];
     let finished = false;
     let checkpoint: unknown;
+    let base = 0;
     let position = 0;
     while (position < content.length) {
       const newline = content.indexOf(0x0a, position);
@@ -169,9 +176,11 @@ export class TaskJournal {
       const line = content.subarray(position, newline).toString('utf8');
       const tab = line.indexOf('\t');
       const parsed = eventSchema.safeParse(safeJson(tab < 0 ? line : line.slice(0, tab)));
+      // A compacted journal starts after its acknowledged events.
+      if (parsed.success && offsets.length === 1 && position === 0) base = parsed.data.seq - 1;
       if (
         !parsed.success ||
-        parsed.data.seq !== offsets.length ||
+        parsed.data.seq !== base + offsets.length ||
         parsed.data.taskId !== task.taskId
       )
         break;
@@ -184,6 +193,7 @@ export class TaskJournal {
     const handle = await open(path, 'a+', 0o600);
     const journal = new TaskJournal(dir, task, handle, offsets, finished);
     journal.#checkpoint = checkpoint;
+    journal.#base = base;
     return journal;
   }
 
@@ -223,6 +233,46 @@ export class TaskJournal {
   }
 
   /**
+   * Drops acknowledged events from the file once they are a large part of it: the events after
+   * `ackedSeq` (and always the last one, which holds the newest checkpoint) are copied to a new
+   * file that replaces the old one in one rename, so a crash leaves one or the other, whole.
+   */
+  compact(ackedSeq: number, minBytes = COMPACT_MIN_BYTES): Promise<void> {
+    return this.#serialize(async () => {
+      const keepFrom = Math.min(ackedSeq, this.lastSeq - 1) - this.#base;
+      if (keepFrom <= 0) return;
+      const start = this.#offsets[keepFrom] ?? 0;
+      const end = this.#offsets[this.#offsets.length - 1] ?? 0;
+      if (start < minBytes || start < end / 2) return;
+      const path = join(this.dir, EVENTS_FILE);
+      const temp = `${path}.tmp`;
+      const target = await open(temp, 'w', 0o600);
+      try {
+        const buffer = Buffer.allocUnsafe(1024 * 1024);
+        for (let position = start; position < end;) {
+          const { bytesRead } = await this.#handle.read(
+            buffer,
+            0,
+            Math.min(buffer.length, end - position),
+            position,
+          );
+          if (bytesRead === 0) break;
+          await target.write(buffer, 0, bytesRead);
+          position += bytesRead;
+        }
+        await target.sync();
+      } finally {
+        await target.close();
+      }
+      await rename(temp, path);
+      await this.#handle.close();
+      this.#handle = await open(path, 'a+', 0o600);
+      this.#offsets = this.#offsets.slice(keepFrom).map((offset) => offset - start);
+      this.#base += keepFrom;
+    });
+  }
+
+  /**
    * Keeps the newest events' text in memory (bounded), so sending what was just written does not
    * read it back from disk; re-sends after a reconnect read the file.
    */
@@ -238,11 +288,11 @@ export class TaskJournal {
 
   /** The exact text of event `seq`, as first written. */
   async read(seq: number): Promise<string> {
-    const recent = this.#recent.get(seq);
+    const recent = seq > this.#base ? this.#recent.get(seq) : undefined;
     if (recent !== undefined) return recent;
-    const start = this.#offsets[seq - 1];
-    const end = this.#offsets[seq];
-    if (start === undefined || end === undefined || seq < 1) {
+    const start = this.#offsets[seq - this.#base - 1];
+    const end = this.#offsets[seq - this.#base];
+    if (start === undefined || end === undefined || seq <= this.#base) {
       throw new WorkspaceError(
         `task ${this.taskId} has no event ${seq} (last is ${this.lastSeq})`,
         this.dir,
@@ -258,12 +308,14 @@ export class TaskJournal {
   /** Bytes on disk of the events after `seq`. */
   bytesAfter(seq: number): number {
     const end = this.#offsets[this.#offsets.length - 1] ?? 0;
-    return end - (this.#offsets[Math.min(seq, this.lastSeq)] ?? end);
+    const index = Math.max(0, Math.min(seq, this.lastSeq) - this.#base);
+    return end - (this.#offsets[index] ?? end);
   }
 
   /** Size in bytes of event `seq` on the wire. */
   sizeOf(seq: number): number {
-    return (this.#offsets[seq] ?? 0) - (this.#offsets[seq - 1] ?? 0) - 1;
+    if (seq <= this.#base) return 0;
+    return (this.#offsets[seq - this.#base] ?? 0) - (this.#offsets[seq - this.#base - 1] ?? 0) - 1;
   }
 
   /**

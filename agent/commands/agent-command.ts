@@ -128,6 +128,16 @@ export async function agentCommand(args: string[]): Promise<number> {
         },
       );
     };
+    // SIGHUP re-reads the file, the variables and the same flags, and applies what is safe.
+    process.on('SIGHUP', () => {
+      try {
+        agent.reload(configFromArgs(args, process.env));
+      } catch (error) {
+        logger.error('the configuration was not reloaded', {
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    });
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     agent.once('exit', () => stop('drained'));

@@ -4,13 +4,15 @@
  * Needs: a Docker engine; real processes and signals.
  */
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ReferenceServer } from '../../protocol/reference-server/index.js';
 import { DockerClient, ensureDemoImage } from '../../images/index.js';
 import {
   demoTask,
   makeTempDir,
+  runTask,
   spawnAgentProcess,
   streamLines,
   TEST_TOKEN,
@@ -63,6 +65,38 @@ describe('agent end to end: SIGTERM twice', function () {
       assert.ok(!streamLines(handle, 'stdout').includes('never'));
       const exit = await withTimeout(agent.exited, 15_000, 'the agent to exit');
       assert.equal(exit.code, 0, agent.output());
+    } finally {
+      await agent.dispose();
+    }
+  });
+
+  it('reloads the safe settings of its configuration file on SIGHUP', async () => {
+    const configFile = join(dataDir, 'agent.json');
+    await writeFile(
+      configFile,
+      JSON.stringify({ server: server.url, token: TEST_TOKEN, capacity: 1 }),
+    );
+    const agent = await spawnAgentProcess(['--config', configFile]);
+    try {
+      await agent.waitForOutput(/connected to the server/);
+      await writeFile(
+        configFile,
+        JSON.stringify({
+          server: 'ws://127.0.0.1:1',
+          token: TEST_TOKEN,
+          capacity: 3,
+          logLevel: 'debug',
+        }),
+      );
+      agent.child.kill('SIGHUP');
+      const output = await agent.waitForOutput(/configuration reloaded/);
+      const line = output.split('\n').find((l) => l.includes('configuration reloaded')) ?? '';
+      assert.match(line, /applied=\["capacity","logLevel"\]/);
+      assert.match(line, /needsRestart=\["server"\]/);
+      assert.equal(agent.child.exitCode, null, 'still running');
+      // Still connected to the first server: the server setting waits for a restart.
+      const { result } = await runTask(server, demoTask(uniqueTaskId('after-hup'), 'echo ok'));
+      assert.equal(result.outcome, 'success');
     } finally {
       await agent.dispose();
     }

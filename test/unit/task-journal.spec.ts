@@ -113,4 +113,31 @@ describe('TaskJournal', () => {
     });
     await loaded?.close();
   });
+
+  it('drops acknowledged events when compacted, and loads the compacted file', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    const texts: string[] = [];
+    for (let i = 1; i <= 10; i++) {
+      const entry = await journal.append(
+        { kind: 'log', stream: 'stdout', level: 'info', lines: [`line ${i}`] },
+        () => ({ out: i }),
+      );
+      texts.push(entry.text);
+    }
+    await journal.compact(6, 0);
+    await assert.rejects(journal.read(6), WorkspaceError);
+    assert.equal(await journal.read(8), texts[7]);
+    assert.equal(journal.lastSeq, 10);
+    assert.equal(journal.bytesAfter(6), journal.bytesAfter(0));
+    const next = await journal.append({ kind: 'state', state: 'cleaning' });
+    assert.equal(next.event.seq, 11);
+    await journal.close();
+    const onDisk = await readFile(join(journal.dir, 'events.ndjson'), 'utf8');
+    assert.ok(!onDisk.includes('"line 6"') && onDisk.includes('"line 7"'));
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.equal(loaded?.lastSeq, 11);
+    assert.equal(await loaded?.read(7), texts[6]);
+    assert.deepEqual(loaded?.checkpoint, { out: 10 });
+    await loaded?.close();
+  });
 });

@@ -61,6 +61,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #tools: ToolStore;
   readonly #metrics: AgentMetrics;
   #welcomed = false;
+  /** Step containers whose removal failed (the engine was away), removed once it answers. */
+  readonly #leftovers = new Set<string>();
   /** The tools installed, for hello (refreshed after installs and prunes). */
   #installedTools: { name: string; version: string }[] = [];
   readonly #held = new Map<string, HeldTask>();
@@ -272,6 +274,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       const wasDown = this.#warnedEngine && this.#engine === undefined;
       this.#engine = await this.#docker.engineInfo();
       this.#metrics.engineAvailable(true);
+      for (const id of [...this.#leftovers]) {
+        await this.#docker.remove(id);
+        this.#leftovers.delete(id);
+        this.#logger.info('removed a step container left while the engine was away', {
+          containerId: id,
+        });
+      }
       if (wasDown) {
         this.#warnedEngine = false;
         this.#logger.info('the Docker engine is reachable again', { docker: this.#engine.version });
@@ -525,6 +534,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       maxArtifactBytes: this.config.maxArtifactBytes,
       images: this.#images,
       tools: this.#tools,
+      leftover: (containerId) => this.#leftovers.add(containerId),
       metrics: this.#metrics.forTask(taskId),
       imageMounts: {
         wanted: this.config.toolImageMounts,

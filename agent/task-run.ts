@@ -63,6 +63,8 @@ export interface TaskRunContext {
   optionsPolicy: OptionsPolicy;
   tools: ToolStore;
   metrics?: TaskMetrics;
+  /** A container that could not be removed (engine away): the agent removes it later. */
+  leftover: (containerId: string) => void;
   /** Tool image mounts: asked for by the configuration, and possible on this engine. */
   imageMounts: { wanted: boolean; supported: boolean };
   packages: { cache: PackageCache; fetch: (sha256: string, size: number) => Promise<void> };
@@ -290,8 +292,48 @@ export class TaskRun {
     return this.#follow(files, mounts, async () => {
       await docker.start(containerId);
       if (this.#stopReason !== undefined) await this.#stopStep?.();
-      return (await docker.wait(containerId)).exitCode;
+      return this.#waitForExit(docker, containerId);
     });
+  }
+
+  /**
+   * The step's exit code. If the engine goes away meanwhile (stopped, restarted without
+   * live-restore), the step ends with docker-unavailable and says so, not with a socket error.
+   */
+  async #waitForExit(docker: DockerClient, containerId: string): Promise<number> {
+    const engineUp = (): Promise<boolean> =>
+      docker.engineInfo().then(
+        () => true,
+        () => false,
+      );
+    let exitCode: number;
+    try {
+      exitCode = (await docker.wait(containerId)).exitCode;
+    } catch (error) {
+      if (await engineUp()) throw error;
+      throw new CuttleError(
+        'docker-unavailable',
+        "the Docker engine went away while the step ran; the step's outcome is unknown",
+        { cause: error },
+      );
+    }
+    // An engine that shuts down stops its containers first (SIGTERM, then SIGKILL) and answers
+    // for a moment longer: a step killed by a signal waits up to 3 s to see whether the engine
+    // goes, since then the exit is the engine's doing, not the script's.
+    if ((exitCode === 143 || exitCode === 137) && this.#stopReason === undefined) {
+      let up = true;
+      for (let i = 0; i < 12 && up; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        up = await engineUp();
+      }
+      if (!up) {
+        throw new CuttleError(
+          'docker-unavailable',
+          `the Docker engine went away while the step ran and stopped it (exit code ${exitCode}); the step did not finish`,
+        );
+      }
+    }
+    return exitCode;
   }
 
   /** The second half of resume(): wait for the container found again, following its output. */
@@ -337,7 +379,7 @@ export class TaskRun {
       // Created but never started: the agent stopped between the two.
       if (container.state === 'created') await docker.start(containerId);
       if (this.#stopReason !== undefined) await this.#stopStep?.();
-      return (await docker.wait(containerId)).exitCode;
+      return this.#waitForExit(docker, containerId);
     });
   }
 
@@ -544,13 +586,15 @@ export class TaskRun {
     if (this.#containerId === undefined && this.#workFolder === undefined) return;
     await this.#state('cleaning').catch(() => undefined);
     const { docker, logger, task } = this.#ctx;
-    if (this.#containerId !== undefined && docker !== undefined) {
-      await docker.remove(this.#containerId).catch((error: unknown) => {
-        logger.warn('cannot remove the step container', {
+    const containerId = this.#containerId;
+    if (containerId !== undefined && docker !== undefined) {
+      await docker.remove(containerId).catch((error: unknown) => {
+        logger.warn('cannot remove the step container now; it is removed when the engine answers', {
           taskId: task.taskId,
-          containerId: this.#containerId,
+          containerId,
           error: String(error),
         });
+        this.#ctx.leftover(containerId);
       });
     }
     if (this.#workFolder !== undefined) {

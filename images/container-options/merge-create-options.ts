@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { TranslatedOptions } from './container-settings.js';
-import { RESERVED_LABEL_PREFIX } from './translate-options.js';
+import { uniqueVariables } from './families/environment.js';
+import { RESERVED_LABEL_PREFIX } from './families/runtime.js';
 
 /**
  * The step's create options (from `toCreateOptions(spec)`) with the translated container options
@@ -34,7 +35,8 @@ export function mergeIntoCreateOptions(
   });
 
   const merged = Object.assign({}, base, userConfig, {
-    Env: mergeEnv(base.Env ?? [], userEnv ?? []),
+    // Options' variables replace the step's of the same name; each variable appears once.
+    Env: uniqueVariables([...(base.Env ?? []), ...(userEnv ?? [])]),
     Labels: labels,
     HostConfig: mergedHost,
     ...(base.Cmd === undefined ? {} : { Cmd: base.Cmd }),
@@ -47,16 +49,4 @@ export function mergeIntoCreateOptions(
   if (networkingConfig !== undefined) merged.NetworkingConfig = networkingConfig;
   if (platform !== undefined) merged.platform = platform;
   return merged;
-}
-
-/** Options' variables replace the step's of the same name; each variable appears once. */
-function mergeEnv(base: string[], user: string[]): string[] {
-  const byKey = new Map<string, string>();
-  for (const entry of [...base, ...user]) {
-    const equals = entry.indexOf('=');
-    const key = equals === -1 ? entry : entry.slice(0, equals);
-    byKey.delete(key);
-    byKey.set(key, entry);
-  }
-  return [...byKey.values()];
 }

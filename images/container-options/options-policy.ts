@@ -2,7 +2,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { TranslatedOptions } from './container-settings.js';
 import { OptionsForbiddenError } from './options-errors.js';
-import { normalizeCapabilities } from './translate-options.js';
+import { normalizeCapabilities } from './families/security.js';
 
 /** What a worker's owner lets steps ask for through container options. */
 export interface OptionsPolicy {

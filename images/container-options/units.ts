@@ -159,6 +159,16 @@ export function parseInteger(value: string, options: { bits: number; signed: boo
   return checkedInteger(Number(result), value);
 }
 
+/** pflag's Int64 flags. */
+export function parseInt64(value: string): number {
+  return parseInteger(value, { bits: 64, signed: true });
+}
+
+/** pflag's Uint16 flags. */
+export function parseUint16(value: string): number {
+  return parseInteger(value, { bits: 16, signed: false });
+}
+
 /** Go's strconv.ParseBool, used by pflag for `--flag=value` on boolean flags. */
 export function parseBoolean(value: string): boolean {
   if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;

@@ -42,6 +42,21 @@ export function readCsvRecord(text: string): string[] {
   }
 }
 
+/** `key=value` split at the first separator: `[key, value]`, or `[text, undefined]` without one. */
+export function splitKeyValue(
+  text: string,
+  separator = '=',
+): [key: string, value: string | undefined] {
+  const at = text.indexOf(separator);
+  return at === -1 ? [text, undefined] : [text.slice(0, at), text.slice(at + separator.length)];
+}
+
+/** Sets `key=value` in the map (a bare `key` to ''), replacing an earlier value. */
+export function setKeyValue(map: Record<string, string>, entry: string): void {
+  const [key, value] = splitKeyValue(entry);
+  map[key] = value ?? '';
+}
+
 /** Go's net.ParseIP(...).String(): the canonical text of an IPv4 or IPv6 address, else undefined. */
 export function canonicalIp(text: string): string | undefined {
   if (isIPv4(text)) return text.split('.').map(Number).join('.');

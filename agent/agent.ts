@@ -539,6 +539,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       imageMounts: {
         wanted: this.config.toolImageMounts,
         supported: this.#engine?.imageMounts ?? false,
+        repository: this.config.toolImageRepository,
+        pullPolicy: this.config.toolImagePullPolicy,
       },
       optionsPolicy: {
         allowPrivileged: this.config.allowPrivileged,

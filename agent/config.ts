@@ -22,6 +22,8 @@ export const DEFAULTS = {
   packageCacheBytes: 10 * 1024 * 1024 * 1024,
   journalLimitBytes: 1024 * 1024 * 1024,
   toolImageMounts: false,
+  toolImageRepository: 'octopusdeploy',
+  toolImagePullPolicy: 'if-not-present',
   builtImagesMaxCount: 50,
   // The container options policy: safe by default (see docs/container-options.md); the lists
   // (allowedImages, allowedPullPolicies, prepull, allowedCapabilities, allowedBindMounts) are empty.
@@ -59,6 +61,10 @@ export const configSchema = z
     maxArtifactBytes: z.coerce.number().int().min(0).default(DEFAULTS.maxArtifactBytes),
     packageCacheBytes: z.coerce.number().int().min(0).default(DEFAULTS.packageCacheBytes),
     toolImageMounts: z.boolean().default(DEFAULTS.toolImageMounts),
+    toolImageRepository: z.string().min(1).default(DEFAULTS.toolImageRepository),
+    toolImagePullPolicy: z
+      .enum(['always', 'if-not-present', 'never'])
+      .default(DEFAULTS.toolImagePullPolicy),
     metricsListen: z.string().refine(isListenAddress, `must be ${LISTEN_ADDRESS_HINT}`).optional(),
     journalLimitBytes: z.coerce
       .number()

@@ -13,6 +13,7 @@ import {
   type EventBody,
   type LogLevel,
   type Outcome,
+  type PullPolicy,
   type Task,
   type TaskState,
 } from '../protocol/index.js';
@@ -33,6 +34,7 @@ import {
   translateContainerOptions,
   type DockerClient,
   type ImageResolver,
+  type ResolveHooks,
   type OptionsPolicy,
   type TranslatedOptions,
 } from '../images/index.js';
@@ -65,8 +67,13 @@ export interface TaskRunContext {
   metrics?: TaskMetrics;
   /** A container that could not be removed (engine away): the agent removes it later. */
   leftover: (containerId: string) => void;
-  /** Tool image mounts: asked for by the configuration, and possible on this engine. */
-  imageMounts: { wanted: boolean; supported: boolean };
+  /** Tool image mounts: asked for by the configuration, possible on this engine, and where from. */
+  imageMounts: {
+    wanted: boolean;
+    supported: boolean;
+    repository: string;
+    pullPolicy: PullPolicy;
+  };
   packages: { cache: PackageCache; fetch: (sha256: string, size: number) => Promise<void> };
   logger: Logger;
 }
@@ -224,17 +231,7 @@ export class TaskRun {
     }
     const { ref: image } = await this.#ctx.images.resolve(
       task.container,
-      {
-        state: (state) => this.#state(state),
-        progress: (activity, message, percent) =>
-          this.#append({
-            kind: 'progress',
-            activity,
-            message,
-            ...(percent === undefined ? {} : { percent }),
-          }),
-        log: (level, lines) => this.#log.system(level, ...lines),
-      },
+      this.#resolveHooks(),
       this.#abort.signal,
     );
     this.#image = image;
@@ -248,7 +245,7 @@ export class TaskRun {
       );
     }
     await this.#fetchPackages();
-    const toolFolder = await this.#installTool();
+    const tool = await this.#installTool();
     const workFolder = await this.#createWorkFolder();
     const files = await writeStepFiles(workFolder, task);
     const packagesFolder = await this.#placePackages(workFolder);
@@ -264,9 +261,12 @@ export class TaskRun {
         // Packages are hard links into the shared cache: read-only, even for a root step.
         extraBinds: [
           ...(packagesFolder === undefined ? [] : [`${packagesFolder}:${packagesFolder}:ro`]),
-          ...(toolFolder === undefined ? [] : [`${toolFolder}:${TOOL_MOUNT}:ro`]),
+          ...(tool?.kind === 'folder' ? [`${tool.folder}:${TOOL_MOUNT}:ro`] : []),
         ],
-        env: toolFolder === undefined ? [] : [`CUTTLE_TOOL_HOME=${TOOL_MOUNT}`],
+        ...(tool?.kind === 'image'
+          ? { imageMounts: [{ image: tool.image, target: TOOL_MOUNT }] }
+          : {}),
+        env: tool === undefined ? [] : [`CUTTLE_TOOL_HOME=${TOOL_MOUNT}`],
       },
       options,
     );
@@ -401,7 +401,8 @@ export class TaskRun {
   }
 
   async #runOnHost(): Promise<number> {
-    const toolFolder = await this.#installTool();
+    const tool = await this.#installTool();
+    const toolFolder = tool?.kind === 'folder' ? tool.folder : undefined;
     if (findVariable(this.#ctx.task, CONTAINER_OPTIONS_VARIABLE)?.trim()) {
       await this.#log.system(
         'warning',
@@ -521,17 +522,42 @@ export class TaskRun {
    * The task's tool (Calamari-like), installed once in <home>/Tools/<name>/<version>: its bundle
    * is fetched like a package only when that version is missing, unpacked and checked.
    */
-  async #installTool(): Promise<string | undefined> {
+  /** How a pull or build reports to the task: states, progress events, system lines. */
+  #resolveHooks(): ResolveHooks {
+    return {
+      state: (state) => this.#state(state),
+      progress: (activity, message, percent) =>
+        this.#append({
+          kind: 'progress',
+          activity,
+          message,
+          ...(percent === undefined ? {} : { percent }),
+        }),
+      log: (level, lines) => this.#log.system(level, ...lines),
+    };
+  }
+
+  async #installTool(): Promise<ToolPlacement | undefined> {
     const { tool } = this.#ctx.task;
     if (tool === undefined) return undefined;
     const { tools, imageMounts } = this.#ctx;
+    if (imageMounts.wanted && imageMounts.supported && this.#ctx.task.container !== undefined) {
+      // The tool as a read-only image mount: pulled and cached like any image, no transfer.
+      const image = `${imageMounts.repository}/${tool.name.toLowerCase()}:${tool.version}`;
+      const { ref } = await this.#ctx.images.resolve(
+        { image, pullPolicy: imageMounts.pullPolicy },
+        this.#resolveHooks(),
+        this.#abort.signal,
+      );
+      return { kind: 'image', image: ref };
+    }
     if (imageMounts.wanted && !imageMounts.supported) {
       await this.#log.system(
         'warning',
         `this Docker engine cannot mount images (Engine API 1.48 or later is needed); the tool ${tool.name} ${tool.version} is transferred and unpacked instead`,
       );
     }
-    return tools.ensure(tool.name, tool.version, async () => {
+    const folder = await tools.ensure(tool.name, tool.version, async () => {
       await this.#append({
         kind: 'progress',
         activity: 'transfer',
@@ -541,6 +567,7 @@ export class TaskRun {
       await this.#ctx.packages.fetch(tool.bundle.sha256, tool.bundle.size);
       return this.#ctx.packages.cache.pathOf(tool.bundle.sha256);
     });
+    return { kind: 'folder', folder };
   }
 
   /** Fetches the packages the cache lacks; each transfer emits a progress event. */
@@ -712,6 +739,9 @@ function findVariable(task: Task, name: string): string | undefined {
   const wanted = name.toLowerCase();
   return task.variables.find((v) => v.name.toLowerCase() === wanted)?.value;
 }
+
+/** A tool unpacked in <home>/Tools, or an image mounted as it is. */
+type ToolPlacement = { kind: 'folder'; folder: string } | { kind: 'image'; image: string };
 
 /** Where the task's tool is, read-only, in the step container (PROTOCOL.md section 7). */
 const TOOL_MOUNT = '/cuttle/tool';

@@ -13,6 +13,8 @@ export interface StepContainerSpec {
   env?: string[];
   /** More `host:container[:options]` binds, e.g. from the step's container options. */
   extraBinds?: string[];
+  /** Images mounted read-only (Engine API 1.48+), e.g. a tool at /cuttle/tool. */
+  imageMounts?: { image: string; target: string }[];
   user?: string;
 }
 
@@ -34,6 +36,16 @@ export function toCreateOptions(spec: StepContainerSpec): Docker.ContainerCreate
     AttachStderr: false,
     HostConfig: {
       Binds: [`${spec.workFolder}:${spec.workFolder}`, ...(spec.extraBinds ?? [])],
+      ...(spec.imageMounts === undefined || spec.imageMounts.length === 0
+        ? {}
+        : {
+            Mounts: spec.imageMounts.map((m) => ({
+              Type: 'image' as const,
+              Source: m.image,
+              Target: m.target,
+              ReadOnly: true,
+            })),
+          }),
       // The step writes its output to files in the work folder; the default json-file driver
       // would be slow and would put secrets on the engine's disk.
       LogConfig: { Type: 'none', Config: {} },

@@ -39,4 +39,21 @@ describe('images: step container create options', function () {
     ]);
     assert.equal(options.User, '1000:1000');
   });
+
+  it('mounts images read-only (a tool as an image, Engine API 1.48+), and nothing otherwise', function () {
+    // Not run against an engine: the one here (20.10, API 1.41) cannot mount images.
+    const options = toCreateOptions({
+      ...base,
+      imageMounts: [{ image: 'octopusdeploy/calamari:28.1.0', target: '/cuttle/tool' }],
+    });
+    assert.deepEqual(options.HostConfig?.Mounts, [
+      {
+        Type: 'image',
+        Source: 'octopusdeploy/calamari:28.1.0',
+        Target: '/cuttle/tool',
+        ReadOnly: true,
+      },
+    ]);
+    assert.equal('Mounts' in (toCreateOptions(base).HostConfig ?? {}), false);
+  });
 });

@@ -78,4 +78,22 @@ describe('agent end to end: tools', function () {
     assert.equal(result.outcome, 'error');
     assert.equal(result.error?.code, 'tool-invalid');
   });
+
+  it('fall back to transfer and unpack, with a warning, on an engine that cannot mount images', async () => {
+    const mounts = await AgentEnv.start({ agent: { toolImageMounts: true } });
+    try {
+      const blob = await mounts.server.addBlob(
+        await bundle([{ name: 'bin/hi', content: '#!/bin/sh\necho hi\n', mode: 0o755 }]),
+      );
+      const { handle, result } = await mounts.run({
+        ...demoTask(uniqueTaskId('tool-fallback'), '"$CUTTLE_TOOL_HOME/bin/hi"'),
+        tool: { name: 'Hi', version: '1.0.0', bundle: blob },
+      });
+      assert.equal(result.outcome, 'success');
+      assert.deepEqual(streamLines(handle, 'stdout'), ['hi']);
+      assert.ok(streamLines(handle, 'system').some((l) => l.includes('cannot mount images')));
+    } finally {
+      await mounts.dispose();
+    }
+  });
 });

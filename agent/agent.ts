@@ -20,7 +20,13 @@ import {
   ToolStore,
   toolKey,
 } from '../workspace/index.js';
-import { DockerClient, ImageResolver, type EngineInfo } from '../images/index.js';
+import {
+  checkHomeVisibleToEngine,
+  DockerClient,
+  ImageResolver,
+  runningInContainer,
+  type EngineInfo,
+} from '../images/index.js';
 import type { AgentConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { BlobFetcher } from './blob-fetcher.js';
@@ -197,6 +203,15 @@ export class Agent extends EventEmitter<AgentEvents> {
           ? 'unreachable'
           : `${agent.#engine.version} (API ${agent.#engine.apiVersion})`,
     });
+    // In a container, the engine must see the home at the same path (docs/operations.md).
+    if (agent.#engine !== undefined && runningInContainer()) {
+      const check = await checkHomeVisibleToEngine(agent.#docker, home.root, home.agentId);
+      if (!check.checked) {
+        logger.warn(
+          `cannot check that the Docker engine sees the home ${home.root}: ${check.reason}`,
+        );
+      }
+    }
     await agent.#recover();
     await agent.#tools.removeIncomplete();
     await agent.#pruneTools();

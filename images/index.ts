@@ -80,3 +80,10 @@ export {
 export { tarContext, type ContextEntry } from './build-context.js';
 export { removeFolderContentsThroughContainer, type FolderRemoval } from './folder-remover.js';
 export * from './container-options/index.js';
+export {
+  HOME_CHECK_TASK,
+  checkHomeVisibleToEngine,
+  runningInContainer,
+  type HomeCheckOptions,
+  type HomeCheckResult,
+} from './home-mount-check.js';

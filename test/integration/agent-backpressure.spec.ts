@@ -49,7 +49,7 @@ describe('agent end to end: a server that stops acknowledging', function () {
       String(limit),
     ]);
     try {
-      const lines = 1_000_000; // 41 MB of output
+      const lines = 5_000_000; // 205 MB of output, as the reliability issue asks
       const taskId = uniqueTaskId('noack');
       const handle = server.submit(
         demoTask(

@@ -75,4 +75,39 @@ describe('agent end to end: host execution', function () {
       assert.deepEqual(await env.containers(taskId), [], 'no container was made');
     });
   });
+
+  describe('with the helpers, masking, artifacts and packages', () => {
+    let env: AgentEnv;
+    before(async () => {
+      env = await AgentEnv.start();
+    });
+    after(async () => {
+      await env?.dispose();
+    });
+
+    it('works on the host as it does in a container', async () => {
+      const blob = await env.server.addBlob(Buffer.from('package on the host\n'));
+      const script = [
+        'echo "secret: $(get_octopusvariable Password)"',
+        'set_octopusvariable Where host',
+        'cat packages/p.txt',
+        'echo report > report.txt',
+        'new_octopusartifact report.txt',
+      ].join('\n');
+      const { handle, result } = await env.run({
+        ...hostTask(uniqueTaskId('host-helpers'), script),
+        script: { syntax: 'bash', body: script },
+        variables: [{ name: 'Password', value: 'host-secret-1', sensitive: true }],
+        packages: [{ name: 'p.txt', sha256: blob.sha256, size: blob.size }],
+      });
+      assert.equal(result.outcome, 'success', streamLines(handle, 'system').join('\n'));
+      assert.deepEqual(streamLines(handle, 'stdout'), ['secret: ********', 'package on the host']);
+      assert.ok(
+        handle.events.some(
+          (e) => e.kind === 'variable' && e.name === 'Where' && e.value === 'host',
+        ),
+      );
+      assert.ok(handle.events.some((e) => e.kind === 'artifact' && e.name === 'report.txt'));
+    });
+  });
 });

@@ -41,8 +41,8 @@ const ARTIFACTS_DIR = 'artifacts';
 const RUN_FILE = 'run.json';
 /** Acknowledged bytes at the front of a journal before it is compacted (see compact()). */
 const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
-/** Text of the newest events kept in memory: the flow-control window (8 MiB) and some. */
-const RECENT_BYTES = 16 * 1024 * 1024;
+/** Text of the newest events kept in memory: about the flow-control window (8 MiB). */
+const RECENT_BYTES = 8 * 1024 * 1024;
 
 export interface JournalEntry {
   readonly event: TaskEvent;

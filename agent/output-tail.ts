@@ -4,6 +4,7 @@
  * and survives a restart of the agent: reading resumes at a byte offset. Lines are split on bytes,
  * so every line's end offset is exact even when the output is not valid UTF-8.
  */
+import { isAscii } from 'node:buffer';
 import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -55,19 +56,7 @@ export class OutputTail {
         if (bytesRead > 0) {
           this.#position += bytesRead;
           const data = Buffer.concat([pending, buffer.subarray(0, bytesRead)]);
-          const lines: string[] = [];
-          const ends: number[] = [];
-          let start = 0;
-          for (
-            let newline = data.indexOf(0x0a);
-            newline >= 0;
-            newline = data.indexOf(0x0a, start)
-          ) {
-            const end = newline > start && data[newline - 1] === 0x0d ? newline - 1 : newline;
-            lines.push(data.toString('utf8', start, end));
-            ends.push(pendingStart + newline + 1);
-            start = newline + 1;
-          }
+          const { lines, ends, start } = splitLines(data, pendingStart);
           pending = Buffer.from(data.subarray(start));
           pendingStart += start;
           if (lines.length > 0) await sink.lines(lines, ends);
@@ -108,4 +97,40 @@ export class OutputTail {
     ac.abort();
     this.#wake = undefined;
   }
+}
+
+/**
+ * Splits the complete lines off `data` (which starts at file offset `offset`): their text without
+ * line ends, the file offset after each, and where the unfinished rest starts. ASCII, the common
+ * case, is decoded in one call and its offsets counted in characters; anything else is split on
+ * bytes so each offset stays exact.
+ */
+export function splitLines(
+  data: Buffer,
+  offset: number,
+): { lines: string[]; ends: number[]; start: number } {
+  const last = data.lastIndexOf(0x0a);
+  if (last < 0) return { lines: [], ends: [], start: 0 };
+  if (isAscii(data.subarray(0, last))) {
+    const parts = data.toString('latin1', 0, last).split('\n');
+    const ends: number[] = new Array<number>(parts.length);
+    let position = offset;
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i] ?? '';
+      position += part.length + 1;
+      ends[i] = position;
+      if (part.endsWith('\r')) parts[i] = part.slice(0, -1);
+    }
+    return { lines: parts, ends, start: last + 1 };
+  }
+  const lines: string[] = [];
+  const ends: number[] = [];
+  let start = 0;
+  for (let newline = data.indexOf(0x0a); newline >= 0; newline = data.indexOf(0x0a, start)) {
+    const end = newline > start && data[newline - 1] === 0x0d ? newline - 1 : newline;
+    lines.push(data.toString('utf8', start, end));
+    ends.push(offset + newline + 1);
+    start = newline + 1;
+  }
+  return { lines, ends, start };
 }

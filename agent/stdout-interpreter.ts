@@ -5,7 +5,11 @@
 import type { EventBody, LogLevel } from '../protocol/index.js';
 import type { Masker } from './masker.js';
 import type { TailSink } from './output-tail.js';
-import { parseServiceMessage, type ServiceMessage } from './service-messages.js';
+import {
+  parseServiceMessage,
+  SERVICE_MESSAGE_PREFIX,
+  type ServiceMessage,
+} from './service-messages.js';
 import type { AppendEvent, TaskLog } from './task-log.js';
 
 /** A file the script marked with new_octopusartifact, as the script named it (container path). */
@@ -63,6 +67,11 @@ export class StdoutInterpreter implements TailSink {
   }
 
   async lines(lines: string[], ends: number[]): Promise<void> {
+    // Most batches hold no service message: hand them over whole.
+    if (!lines.some((line) => line.startsWith(SERVICE_MESSAGE_PREFIX))) {
+      await this.#log.write('stdout', this.#level, lines, ends);
+      return;
+    }
     let text: string[] = [];
     let textEnds: number[] = [];
     const flush = async (): Promise<void> => {

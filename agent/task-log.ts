@@ -141,10 +141,15 @@ export class TaskLog {
       batch = [];
       batchBytes = 0;
     };
-    for (let i = first; i < lines.length; i++) {
-      const line = this.#masker.mask(lines[i] ?? '');
-      const bytes = Buffer.byteLength(line, 'utf8');
-      if (bytes > MAX_LOG_LINE_BYTES) {
+    const masked = this.#masker.size > 0 ? lines.map((line) => this.#masker.mask(line)) : lines;
+    for (let i = first; i < masked.length; i++) {
+      const line = masked[i] ?? '';
+      // Characters stand in for bytes (at most 3 each below U+10000, 2 a character above): a
+      // batch of 256 K characters stays far below the 1 MiB frame; only a line that could exceed
+      // 128 KiB is measured in bytes.
+      const long =
+        line.length > MAX_LOG_LINE_BYTES / 3 && Buffer.byteLength(line) > MAX_LOG_LINE_BYTES;
+      if (long) {
         await flush();
         const pieces = splitUtf8(line, MAX_LOG_LINE_BYTES);
         for (const [index, piece] of pieces.entries()) {
@@ -156,9 +161,9 @@ export class TaskLog {
         }
         continue;
       }
-      if (batchBytes + bytes > BATCH_BYTES || batch.length >= BATCH_LINES) await flush();
+      if (batchBytes + line.length > BATCH_BYTES || batch.length >= BATCH_LINES) await flush();
       batch.push(line);
-      batchBytes += bytes + 4;
+      batchBytes += line.length + 4;
       batchEnd = ends?.[i];
     }
     await flush();

@@ -153,7 +153,8 @@ export class TaskOutbox {
 }
 
 function artifactOf(text: string): { sha256: string; size: number } | undefined {
-  if (!text.includes('"kind":"artifact"')) return undefined;
+  // "kind" comes right after type, taskId, seq and time: no need to scan a whole log batch.
+  if (!text.slice(0, 400).includes('"kind":"artifact"')) return undefined;
   const parsed = eventSchema.safeParse(JSON.parse(text));
   return parsed.success && parsed.data.kind === 'artifact' ? parsed.data : undefined;
 }

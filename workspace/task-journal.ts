@@ -221,10 +221,11 @@ export class TaskJournal {
       const text = JSON.stringify(event);
       const state = checkpoint?.();
       const suffix = state === undefined ? '' : `\t${JSON.stringify(state)}`;
-      const bytes = Buffer.from(`${text}${suffix}\n`, 'utf8');
+      // Written as a string: no Buffer to allocate (and collect) per event.
+      const line = `${text}${suffix}\n`;
       const end = this.#offsets[this.#offsets.length - 1] ?? 0;
-      await this.#handle.write(bytes, 0, bytes.length, end);
-      this.#offsets.push(end + bytes.length);
+      await this.#handle.write(line, end, 'utf8');
+      this.#offsets.push(end + Buffer.byteLength(line));
       this.#remember(event.seq, text);
       if (event.kind === 'result') this.#finished = true;
       if (state !== undefined) this.#checkpoint = state;

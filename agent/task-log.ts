@@ -15,8 +15,12 @@ import {
 import type { Masker } from './masker.js';
 import type { TailSink } from './output-tail.js';
 
-const BATCH_BYTES = 256 * 1024;
-const BATCH_LINES = 2000;
+/**
+ * A batch of 128 K characters stays under the 1 MiB frame whatever they are: at most 3 bytes of
+ * UTF-8 a character, or 6 when JSON escapes a control character (\u0001).
+ */
+const BATCH_CHARS = 128 * 1024;
+const BATCH_LINES = 8000;
 
 export type OutputStream = 'stdout' | 'stderr';
 
@@ -144,9 +148,8 @@ export class TaskLog {
     const masked = this.#masker.size > 0 ? lines.map((line) => this.#masker.mask(line)) : lines;
     for (let i = first; i < masked.length; i++) {
       const line = masked[i] ?? '';
-      // Characters stand in for bytes (at most 3 each below U+10000, 2 a character above): a
-      // batch of 256 K characters stays far below the 1 MiB frame; only a line that could exceed
-      // 128 KiB is measured in bytes.
+      // Batches are sized in characters (see BATCH_CHARS); only a line that could exceed 128 KiB
+      // is measured in bytes.
       const long =
         line.length > MAX_LOG_LINE_BYTES / 3 && Buffer.byteLength(line) > MAX_LOG_LINE_BYTES;
       if (long) {
@@ -161,7 +164,7 @@ export class TaskLog {
         }
         continue;
       }
-      if (batchBytes + line.length > BATCH_BYTES || batch.length >= BATCH_LINES) await flush();
+      if (batchBytes + line.length > BATCH_CHARS || batch.length >= BATCH_LINES) await flush();
       batch.push(line);
       batchBytes += line.length + 4;
       batchEnd = ends?.[i];

@@ -18,8 +18,12 @@ export interface ArtifactMark {
   name: string;
 }
 
-/** An event is one text frame of at most 1 MiB; this leaves room for its other fields. */
-const MAX_VARIABLE_BYTES = 1024 * 1024 - 4096;
+/**
+ * An event is one text frame of at most 1 MiB: a variable's value gets nearly all of it, names,
+ * paths and progress messages a bounded share (JSON may escape a character to six).
+ */
+const MAX_NAME_CHARS = 4096;
+const MAX_VARIABLE_BYTES = 1024 * 1024 - 8 * MAX_NAME_CHARS;
 
 const LEVELS: Record<string, LogLevel> = {
   'stdout-default': 'info',
@@ -121,8 +125,11 @@ export class StdoutInterpreter implements TailSink {
     switch (message.name) {
       case 'setVariable': {
         const name = get('name');
-        if (name === undefined || name === '') {
-          await this.#log.system('warning', 'ignored a setVariable service message without a name');
+        if (name === undefined || name === '' || name.length > MAX_NAME_CHARS) {
+          await this.#log.system(
+            'warning',
+            `ignored a setVariable service message: its name must be 1 to ${MAX_NAME_CHARS} characters`,
+          );
           return;
         }
         const value = get('value') ?? '';
@@ -141,14 +148,20 @@ export class StdoutInterpreter implements TailSink {
       }
       case 'createArtifact': {
         const path = get('path');
-        if (path === undefined || path === '') {
+        const artifactName = get('name');
+        if (
+          path === undefined ||
+          path === '' ||
+          path.length > MAX_NAME_CHARS ||
+          (artifactName?.length ?? 0) > MAX_NAME_CHARS
+        ) {
           await this.#log.system(
             'warning',
-            'ignored a createArtifact service message without a path',
+            `ignored a createArtifact service message: its path must be 1 to ${MAX_NAME_CHARS} characters, its name at most as long`,
           );
           return;
         }
-        this.artifacts.push({ path, name: get('name') || (path.split('/').pop() ?? path) });
+        this.artifacts.push({ path, name: artifactName || (path.split('/').pop() ?? path) });
         return;
       }
       case 'progress': {
@@ -156,7 +169,8 @@ export class StdoutInterpreter implements TailSink {
         const body: EventBody = {
           kind: 'progress',
           activity: 'script',
-          message: this.#masker.mask(get('message') ?? ''),
+          // An event is one frame: a progress message is a line of text, not a payload.
+          message: this.#masker.mask((get('message') ?? '').slice(0, MAX_NAME_CHARS)),
           ...(Number.isFinite(percent) && percent >= 0 && percent <= 100 ? { percent } : {}),
         };
         await this.#appendFromLine(body);

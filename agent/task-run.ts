@@ -195,7 +195,8 @@ export class TaskRun {
         ? {
             error: {
               code: isErrorCode(failure.code) ? failure.code : 'internal',
-              message: this.#masker.mask(failure.message),
+              // The whole message is in the log above; the result (one frame) gets its start.
+              message: this.#masker.mask(failure.message).slice(0, 64 * 1024),
             },
           }
         : {}),

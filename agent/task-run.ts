@@ -48,6 +48,11 @@ import { type OutputCheckpoint, type RunInfo } from './run-state.js';
 import { TaskLog, type Advance, type OutputStream } from './task-log.js';
 import type { TaskOutbox } from './task-outbox.js';
 
+/** How long a step whose engine went away waits for it to come back (live-restore). */
+const ENGINE_RETURN_MS = 30_000;
+/** How often the engine is asked whether it is still there while a step runs. */
+const ENGINE_WATCH_MS = 2_000;
+
 /** SIGTERM first, SIGKILL this much later (PROTOCOL.md section 3). */
 const STOP_GRACE_SECONDS = 10;
 
@@ -308,15 +313,67 @@ export class TaskRun {
         () => false,
       );
     let exitCode: number;
+    // A wait whose engine exits is not always told (after a quick restart the connection can
+    // just stay silent): the container is inspected every few seconds too, and whichever sees
+    // the end first wins; an engine that does not answer abandons the wait.
+    let watchdog: NodeJS.Timeout | undefined;
     try {
-      exitCode = (await docker.wait(containerId)).exitCode;
+      const waiting = docker.wait(containerId);
+      waiting.catch(() => undefined);
+      exitCode = (
+        await Promise.race([
+          waiting,
+          new Promise<{ exitCode: number }>((resolve, reject) => {
+            watchdog = setInterval(() => {
+              docker.inspectContainer(containerId).then(
+                (container) => {
+                  if (container === undefined) {
+                    reject(
+                      new CuttleError('internal', "the step's container vanished while it ran"),
+                    );
+                  } else if (!container.running && container.exitCode !== null) {
+                    resolve({ exitCode: container.exitCode });
+                  }
+                },
+                (error: unknown) =>
+                  reject(
+                    new CuttleError('docker-unavailable', 'the Docker engine does not answer', {
+                      cause: error,
+                    }),
+                  ),
+              );
+            }, ENGINE_WATCH_MS);
+          }),
+        ])
+      ).exitCode;
     } catch (error) {
       if (await engineUp()) throw error;
+      // An engine restarted with live-restore keeps its containers running: wait a while for it
+      // to come back, and if the step's container is still there, wait for it again.
+      for (
+        let waited = 0;
+        waited < ENGINE_RETURN_MS && this.#stopReason === undefined;
+        waited += 500
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        if (!(await engineUp())) continue;
+        const container = await docker.inspectContainer(containerId);
+        if (container?.running === true) {
+          await this.#log.system(
+            'warning',
+            'the Docker engine restarted while the step ran; the step survived it and is followed again',
+          );
+          return this.#waitForExit(docker, containerId);
+        }
+        break;
+      }
       throw new CuttleError(
         'docker-unavailable',
         "the Docker engine went away while the step ran; the step's outcome is unknown",
         { cause: error },
       );
+    } finally {
+      clearInterval(watchdog);
     }
     // An engine that shuts down stops its containers first (SIGTERM, then SIGKILL) and answers
     // for a moment longer: a step killed by a signal waits up to 3 s to see whether the engine

@@ -54,9 +54,9 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function startDockerd(): void {
+function startDockerd(args: string[] = []): void {
   const log = openSync('/var/log/cuttle-dockerd.log', 'a');
-  spawn('dockerd', [], { detached: true, stdio: ['ignore', log, log] }).unref();
+  spawn('dockerd', args, { detached: true, stdio: ['ignore', log, log] }).unref();
 }
 
 describe('agent end to end: the engine stopped and started again', function () {
@@ -121,6 +121,42 @@ describe('agent end to end: the engine stopped and started again', function () {
       assert.deepEqual(await env.containers(), []);
     } finally {
       await env.dispose();
+    }
+  });
+
+  it('follows a step again after an engine restart with live-restore', async () => {
+    const restart = async (args: string[]): Promise<void> => {
+      stopping = dockerdPid();
+      process.kill(stopping ?? 0, 'SIGTERM');
+      for (let i = 0; i < 150 && stopping !== undefined && isAlive(stopping); i++) await delay(200);
+      startDockerd(args);
+      await waitEngine(docker, true, 60_000);
+    };
+    await restart(['--live-restore']);
+    const env = await AgentEnv.start();
+    try {
+      const handle = env.server.submit(
+        demoTask(uniqueTaskId('live-restore'), 'echo started\nsleep 6\necho finished'),
+      );
+      await waitForEvent(
+        handle,
+        (e) => e.kind === 'log' && e.lines.includes('started'),
+        'the step to start',
+      );
+      await restart(['--live-restore']);
+      const result = await withTimeout(
+        handle.result,
+        60_000,
+        'the result after the engine restart',
+      );
+      assert.equal(result.outcome, 'success', JSON.stringify(result));
+      assert.deepEqual(streamLines(handle, 'stdout'), ['started', 'finished']);
+    } catch (error) {
+      console.error(env.log.lines().slice(-30).join('\n'));
+      throw error;
+    } finally {
+      await env.dispose();
+      await restart([]);
     }
   });
 });

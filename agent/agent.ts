@@ -632,7 +632,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (held.run !== undefined && tool !== undefined) inUse.add(toolKey(tool.name, tool.version));
     }
     try {
-      const removed = await this.#tools.prune(inUse);
+      const removed = await this.#tools.prune(inUse, this.config.toolVersionsKept);
       if (removed.length > 0) this.#logger.info('removed old tool versions', { tools: removed });
       this.#installedTools = await this.#tools.list();
     } catch (error) {

@@ -39,10 +39,11 @@ export class BlobFetcher {
   }
 
   /** Resolves once the blob is in the cache (at once if it already is). */
-  async fetch(sha256: string, size: number): Promise<void> {
+  fetch(sha256: string, size: number): Promise<void> {
+    // Registered before anything is awaited: a second caller in the meantime must find it, or
+    // two transfers would race for one entry and one caller would wait forever.
     const pending = this.#wanted.get(sha256);
     if (pending !== undefined) return pending.promise;
-    if (await this.#cache.has(sha256)) return;
     let resolve!: () => void;
     let reject!: (error: CuttleError) => void;
     const promise = new Promise<void>((res, rej) => {
@@ -55,7 +56,10 @@ export class BlobFetcher {
       () => this.#wanted.delete(sha256),
       () => this.#wanted.delete(sha256),
     );
-    this.#request(sha256);
+    this.#cache.has(sha256).then(
+      (cached) => (cached ? resolve() : this.#request(sha256)),
+      () => this.#request(sha256),
+    );
     return promise;
   }
 

@@ -22,6 +22,7 @@ export const DEFAULTS = {
   packageCacheBytes: 10 * 1024 * 1024 * 1024,
   journalLimitBytes: 1024 * 1024 * 1024,
   toolImageMounts: false,
+  toolVersionsKept: 3,
   toolImageRepository: 'octopusdeploy',
   toolImagePullPolicy: 'if-not-present',
   builtImagesMaxCount: 50,
@@ -61,6 +62,7 @@ export const configSchema = z
     maxArtifactBytes: z.coerce.number().int().min(0).default(DEFAULTS.maxArtifactBytes),
     packageCacheBytes: z.coerce.number().int().min(0).default(DEFAULTS.packageCacheBytes),
     toolImageMounts: z.boolean().default(DEFAULTS.toolImageMounts),
+    toolVersionsKept: z.coerce.number().int().min(1).default(DEFAULTS.toolVersionsKept),
     toolImageRepository: z.string().min(1).default(DEFAULTS.toolImageRepository),
     toolImagePullPolicy: z
       .enum(['always', 'if-not-present', 'never'])

@@ -7,7 +7,16 @@ import assert from 'node:assert/strict';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
 import type { AgentMessage } from '../../protocol/index.js';
-import { AgentEnv, demoTask, streamLines, uniqueTaskId } from '../support/agent-harness.js';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  AgentEnv,
+  demoTask,
+  eventually,
+  makeTempDir,
+  streamLines,
+  uniqueTaskId,
+} from '../support/agent-harness.js';
 
 async function bundle(
   entries: { name: string; content?: string; linkname?: string; mode?: number }[],
@@ -94,6 +103,30 @@ describe('agent end to end: tools', function () {
       assert.ok(streamLines(handle, 'system').some((l) => l.includes('cannot mount images')));
     } finally {
       await mounts.dispose();
+    }
+  });
+
+  it('clean up an unpack a crash cut short, keep the newest versions, and list them in hello', async () => {
+    const home = await makeTempDir('tools-home');
+    const tools = join(home, 'Tools', 'Calamari');
+    for (const version of ['1.0.9', '1.0.10', '1.0.2', '0.9.0']) {
+      await mkdir(join(tools, version, 'bin'), { recursive: true });
+      await writeFile(join(tools, version, 'bin', 'tool'), 'x');
+    }
+    await mkdir(join(tools, '.incoming-1.1.0-abc123', 'bin'), { recursive: true });
+    const hellos: string[][] = [];
+    const restarted = await AgentEnv.start({ agent: { home, toolVersionsKept: 2 } });
+    try {
+      restarted.server.on('hello', (hello) =>
+        hellos.push(hello.capabilities.tools.map((t) => `${t.name}@${t.version}`)),
+      );
+      assert.deepEqual((await readdir(tools)).sort(), ['1.0.10', '1.0.9']);
+      restarted.server.disconnectAll();
+      await eventually(() => hellos.length > 0, 'a new hello');
+      assert.deepEqual(hellos[0], ['Calamari@1.0.9', 'Calamari@1.0.10']);
+    } finally {
+      await restarted.dispose();
+      await rm(home, { recursive: true, force: true });
     }
   });
 });

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
 import type { AgentMessage } from '../../protocol/index.js';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tarContext } from '../../images/index.js';
 import { join } from 'node:path';
 import {
   AgentEnv,
@@ -127,6 +128,42 @@ describe('agent end to end: tools', function () {
     } finally {
       await restarted.dispose();
       await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it('refuse a glibc tool for a musl image before the step runs (image-incompatible)', async function () {
+    const musl = '/lib/x86_64-linux-musl/libc.so';
+    const loader = await readFile(musl).catch(() => undefined);
+    if (loader === undefined) {
+      console.log('      skipped: no musl here (apt-get install musl)');
+      this.skip();
+    }
+    const tag = 'cuttle-test-musl-tools:1';
+    await env.docker.buildImage({
+      tag,
+      labels: { 'dev.cuttle.test': 'musl' },
+      context: await tarContext([
+        { name: 'Dockerfile', content: 'FROM cuttle-demo:busybox\nCOPY rootfs/ /\n' },
+        { name: 'rootfs/lib/ld-musl-x86_64.so.1', content: loader, mode: 0o755 },
+      ]),
+    });
+    try {
+      const { handle, result } = await env.run({
+        ...demoTask(uniqueTaskId('musl'), 'echo must not run'),
+        container: { image: tag, pullPolicy: 'never' },
+        tool: {
+          name: 'Calamari',
+          version: '28.1.0',
+          libc: 'glibc',
+          bundle: { sha256: 'c'.repeat(64), size: 1 },
+        },
+      });
+      assert.equal(result.outcome, 'error');
+      assert.equal(result.error?.code, 'image-incompatible');
+      assert.match(result.error?.message ?? '', /musl/);
+      assert.ok(!streamLines(handle, 'stdout').includes('must not run'));
+    } finally {
+      await env.docker.removeImage(tag).catch(() => undefined);
     }
   });
 });

@@ -80,6 +80,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   #drainedSent = false;
   #stopping = false;
   #engineTimer: NodeJS.Timeout | undefined;
+  /** The engine's absence was logged (once, until it returns). */
+  #warnedEngine = false;
 
   private constructor(
     config: AgentConfig,
@@ -314,7 +316,6 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.#metrics.engineAvailable(false);
     }
   }
-  #warnedEngine = false;
 
   /** Takes over what a previous run of this agent left: journals, containers, work folders. */
   async #recover(): Promise<void> {

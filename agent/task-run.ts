@@ -223,13 +223,7 @@ export class TaskRun {
       return this.#runOnHost();
     }
     // Asked at the moment it is needed: the engine may have come back (or gone) since the start.
-    if (
-      docker === undefined ||
-      !(await docker.engineInfo().then(
-        () => true,
-        () => false,
-      ))
-    ) {
+    if (docker === undefined || !(await docker.isReachable())) {
       throw new CuttleError(
         'docker-unavailable',
         'this worker cannot reach its Docker engine (DOCKER_HOST or /var/run/docker.sock); start the engine, or give the agent access to its socket',
@@ -307,11 +301,7 @@ export class TaskRun {
    * live-restore), the step ends with docker-unavailable and says so, not with a socket error.
    */
   async #waitForExit(docker: DockerClient, containerId: string): Promise<number> {
-    const engineUp = (): Promise<boolean> =>
-      docker.engineInfo().then(
-        () => true,
-        () => false,
-      );
+    const engineUp = (): Promise<boolean> => docker.isReachable();
     let exitCode: number;
     // A wait whose engine exits is not always told (after a quick restart the connection can
     // just stay silent): the container is inspected every few seconds too, and whichever sees

@@ -116,6 +116,14 @@ export class DockerClient {
     }
   }
 
+  /** Whether the engine answers now (engineInfo without the error). */
+  isReachable(): Promise<boolean> {
+    return this.engineInfo().then(
+      () => true,
+      () => false,
+    );
+  }
+
   async engineInfo(): Promise<EngineInfo> {
     try {
       const version = await this.#docker.version();

@@ -1,8 +1,8 @@
 /** `cuttle server`: the reference server as a command, for trying cuttle by hand. */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { parseListenAddress } from '../listen-address.js';
 import { withFlagErrors } from '../parse-flags.js';
-import { CuttleError } from '../../protocol/index.js';
 import { ReferenceServer } from '../../protocol/reference-server/index.js';
 
 const FLAGS = {
@@ -19,15 +19,12 @@ export async function serverCommand(args: string[]): Promise<number> {
       strict: true,
     }),
   );
-  const match = /^(.*):(\d+)$/.exec(values.listen);
-  if (match === null || match[1] === undefined || match[2] === undefined) {
-    throw new CuttleError('config-invalid', `--listen: "${values.listen}" is not HOST:PORT`);
-  }
+  const { host, port } = parseListenAddress(values.listen, '--listen');
   const token = values.token ?? process.env.CUTTLE_TOKEN ?? randomBytes(16).toString('hex');
   const server = new ReferenceServer({
     token,
-    host: match[1].replace(/^\[|\]$/g, ''),
-    port: Number(match[2]),
+    host,
+    port,
     dataDir: values.data,
     httpApi: true,
   });

@@ -3,7 +3,7 @@
  * Needs: a Docker engine; a real agent process.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { freePort } from '../support/registry.js';
 import { rm } from 'node:fs/promises';
 import { ReferenceServer } from '../../protocol/reference-server/index.js';
 import { DockerClient, ensureDemoImage } from '../../images/index.js';
@@ -18,14 +18,6 @@ import {
   withTimeout,
 } from '../support/agent-harness.js';
 import { parsePrometheusText, type Sample } from '../support/prometheus.js';
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const address = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  return typeof address === 'object' && address !== null ? address.port : 0;
-}
 
 function value(
   samples: Sample[],

@@ -3,8 +3,8 @@
  * reference server, an agent, the submit client) and a real container. Needs: a Docker engine.
  */
 import assert from 'node:assert/strict';
+import { freePort } from '../support/registry.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { rm, writeFile } from 'node:fs/promises';
 import { DockerClient, ensureDemoImage } from '../../images/index.js';
@@ -14,14 +14,6 @@ import {
   spawnAgentProcess,
   withTimeout,
 } from '../support/agent-harness.js';
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const address = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  return typeof address === 'object' && address !== null ? address.port : 0;
-}
 
 function cli(args: string[]): {
   child: ChildProcess;

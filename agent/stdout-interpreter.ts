@@ -4,7 +4,7 @@
  */
 import type { EventBody, LogLevel } from '../protocol/index.js';
 import type { Masker } from './masker.js';
-import type { TailSink } from './output-tail.js';
+import { linesOfText, type TailSink } from './output-tail.js';
 import {
   parseServiceMessage,
   SERVICE_MESSAGE_PREFIX,
@@ -105,6 +105,16 @@ export class StdoutInterpreter implements TailSink {
       this.#consume(end);
     }
     await flush();
+  }
+
+  /** Whole lines as one text: straight to the log unless a line in it is a service message. */
+  async text(text: string, end: number): Promise<void> {
+    if (text.startsWith(SERVICE_MESSAGE_PREFIX) || text.includes(`\n${SERVICE_MESSAGE_PREFIX}`)) {
+      const { lines, ends } = linesOfText(text, end);
+      await this.lines(lines, ends);
+      return;
+    }
+    await this.#log.writeText('stdout', this.#level, text, end);
   }
 
   partial(piece: string, end: number): Promise<void> {

@@ -13,7 +13,7 @@ import {
   type LogStream,
 } from '../protocol/index.js';
 import type { Masker } from './masker.js';
-import type { TailSink } from './output-tail.js';
+import { linesOfText, type TailSink } from './output-tail.js';
 
 /**
  * A batch of 128 K characters stays under the 1 MiB frame whatever they are: at most 3 bytes of
@@ -119,10 +119,51 @@ export class TaskLog {
     this.#releaseUnlessPartial(true);
   }
 
+  /**
+   * Whole lines as one text (see `TailSink.text`): cut into batches at line ends, each batch masked
+   * and split in one call. What the fast path cannot take (the end of a line sent in pieces, a line
+   * longer than a batch, masking that grew a batch past its size) goes line by line.
+   */
+  async writeText(stream: OutputStream, level: LogLevel, text: string, end: number): Promise<void> {
+    if (this.lineOpen(stream)) {
+      const { lines, ends } = linesOfText(text, end);
+      await this.write(stream, level, lines, ends);
+      return;
+    }
+    await this.#acquire(stream);
+    try {
+      // Where `text` starts in the file: it is ASCII, so characters are bytes.
+      const origin = end - text.length - 1;
+      let start = 0;
+      while (start <= text.length) {
+        let stop = text.length;
+        if (stop - start > BATCH_CHARS) {
+          stop = text.lastIndexOf('\n', start + BATCH_CHARS);
+          if (stop < start) break; // one line longer than a batch
+        }
+        const batch = text.slice(start, stop);
+        const masked = this.#masker.size > 0 ? this.#masker.maskLines(batch) : batch;
+        if (masked.length > BATCH_CHARS) break;
+        await this.#append(
+          { kind: 'log', stream, level, lines: masked.split('\n') },
+          { stream, end: origin + stop + 1, open: false },
+        );
+        start = stop + 1;
+      }
+      if (start <= text.length) {
+        const { lines, ends } = linesOfText(text.slice(start), end);
+        await this.#writeLines(stream, level, lines, ends, 0);
+      }
+    } finally {
+      this.#releaseUnlessPartial(false);
+    }
+  }
+
   /** A sink for OutputTail that writes one stream at a fixed level. */
   sink(stream: OutputStream, level: LogLevel): TailSink {
     return {
       lines: (lines, ends) => this.write(stream, level, lines, ends),
+      text: (text, end) => this.writeText(stream, level, text, end),
       partial: (piece, end) => this.partial(stream, level, piece, end),
     };
   }

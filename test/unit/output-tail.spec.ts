@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { OutputTail } from '../../agent/output-tail.js';
+import { linesOfText, OutputTail } from '../../agent/output-tail.js';
 
 describe('OutputTail', () => {
   let dir: string;
@@ -69,5 +69,47 @@ describe('OutputTail', () => {
       partial: async () => assert.fail('no partial expected'),
     });
     assert.deepEqual(ends, [3, 6, content.length]);
+  });
+
+  it('hands ASCII lines over as one text, and anything else line by line, with the same offsets', async () => {
+    const path = join(dir, 'out');
+    const content = 'plain\nascii lines\n\nwith CR\r\nné\nplain again\nrest';
+    await writeFile(path, content);
+    const tail = new OutputTail(path, { maxPendingBytes: 1024 });
+    const lines: string[] = [];
+    const ends: number[] = [];
+    const texts: string[] = [];
+    const running = tail.run({
+      lines: async (batch, lineEnds) => {
+        lines.push(...batch);
+        ends.push(...lineEnds);
+      },
+      text: async (text, end) => {
+        texts.push(text);
+        const split = linesOfText(text, end);
+        lines.push(...split.lines);
+        ends.push(...split.ends);
+      },
+      partial: async () => assert.fail('no partial expected'),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    await appendFile(path, '\nlast\n');
+    tail.finish();
+    await running;
+    assert.deepEqual(lines, [
+      'plain',
+      'ascii lines',
+      '',
+      'with CR',
+      'né',
+      'plain again',
+      'rest',
+      'last',
+    ]);
+    const bytes = Buffer.from(`${content}\nlast\n`);
+    const expected: number[] = [];
+    for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) expected.push(i + 1);
+    assert.deepEqual(ends, expected);
+    assert.deepEqual(texts, ['rest\nlast'], 'the read with a CR and an é went line by line');
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { MAX_LOG_LINE_BYTES, type EventBody } from '../../protocol/index.js';
 import { Masker } from '../../agent/masker.js';
+import { linesOfText } from '../../agent/output-tail.js';
 import { splitUtf8, TaskLog } from '../../agent/task-log.js';
 
 describe('TaskLog', () => {
@@ -62,5 +63,84 @@ describe('TaskLog', () => {
     await log.write('stdout', 'info', ['a s3cret', 'b', 'c']);
     assert.equal(events.length, 1);
     assert.deepEqual(events[0]?.kind === 'log' ? events[0].lines : [], ['a ********', 'b', 'c']);
+  });
+});
+
+describe('TaskLog: whole lines as one text (the fast path)', () => {
+  /** Runs `text` (ending at `end`) through writeText and through write, line by line. */
+  async function both(
+    text: string,
+    end: number,
+    secrets: string[] = [],
+  ): Promise<{ fast: Recorded[]; slow: Recorded[] }> {
+    const record = async (write: (log: TaskLog) => Promise<void>): Promise<Recorded[]> => {
+      const masker = new Masker();
+      for (const secret of secrets) masker.add(secret);
+      const recorded: Recorded[] = [];
+      const log = new TaskLog(async (body, advance) => {
+        if (body.kind === 'log') recorded.push({ lines: body.lines, end: advance?.end });
+      }, masker);
+      await write(log);
+      return recorded;
+    };
+    const { lines, ends } = linesOfText(text, end);
+    return {
+      fast: await record((log) => log.writeText('stdout', 'info', text, end)),
+      slow: await record((log) => log.write('stdout', 'info', lines, ends)),
+    };
+  }
+  interface Recorded {
+    lines: string[];
+    end: number | undefined;
+  }
+  const joined = (events: Recorded[]): string[] => events.flatMap((e) => e.lines);
+
+  it('sends the same lines, masked the same, with the same file offsets', async () => {
+    const text = ['one', '', 'a s3cret here', 'multi', 'line', 'last'].join('\n');
+    const end = 1000 + text.length + 1;
+    const { fast, slow } = await both(text, end, ['s3cret', 'multi\nline']);
+    assert.deepEqual(joined(fast), ['one', '', 'a ******** here', '********', '********', 'last']);
+    assert.deepEqual(joined(fast), joined(slow));
+    assert.equal(fast.at(-1)?.end, end);
+    assert.equal(slow.at(-1)?.end, end);
+  });
+
+  it('cuts batches at line ends, each under 128 K characters, each with its own end', async () => {
+    const line = 'x'.repeat(99);
+    const text = Array.from({ length: 4000 }, () => line).join('\n'); // 400,000 characters
+    const { fast } = await both(text, text.length + 1);
+    assert.ok(fast.length >= 4, `${fast.length} batches`);
+    let position = 0;
+    for (const batch of fast) {
+      assert.ok(batch.lines.join('\n').length <= 128 * 1024);
+      position += batch.lines.length * 100;
+      assert.equal(batch.end, position, 'each batch reaches just after its last line');
+    }
+    assert.equal(joined(fast).length, 4000);
+  });
+
+  it('falls back to line by line for a line longer than a batch, or masking that grows a batch', async () => {
+    const long = 'y'.repeat(200 * 1024);
+    const text = `short\n${long}\ntail`;
+    const { fast, slow } = await both(text, text.length + 1);
+    // Compared as booleans: a failure would otherwise print 200 K characters.
+    assert.ok(JSON.stringify(fast) === JSON.stringify(slow), 'the same events either way');
+    assert.ok(joined(fast).join('') === `short${long}tail`);
+
+    // Each one-character secret becomes eight: 100 K characters would grow to 800 K.
+    const grows = Array.from({ length: 1000 }, () => 'a'.repeat(100)).join('\n');
+    const masked = await both(grows, grows.length + 1, ['a']);
+    assert.ok(JSON.stringify(masked.fast) === JSON.stringify(masked.slow), 'the same events');
+    for (const batch of masked.fast) assert.ok(batch.lines.join('\n').length <= 128 * 1024);
+  });
+
+  it('ends a line sent in pieces before anything else of its stream', async () => {
+    const events: string[][] = [];
+    const log = new TaskLog(async (body) => {
+      if (body.kind === 'log') events.push(body.lines);
+    }, new Masker());
+    await log.partial('stdout', 'info', 'start-', 6);
+    await log.writeText('stdout', 'info', 'end\nnext', 15);
+    assert.deepEqual(events, [['start-'], ['end'], ['next']]);
   });
 });

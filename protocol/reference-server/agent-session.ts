@@ -36,7 +36,8 @@ const RESUME_AT_PENDING = 8;
 export interface SessionHost {
   onHello(session: AgentSession, hello: Hello): Promise<void>;
   /** Every message after `hello`, blob framing excepted. */
-  onMessage(session: AgentSession, message: AgentMessage): Promise<void>;
+  /** `text`: the frame as received, which the store can keep as it is. */
+  onMessage(session: AgentSession, message: AgentMessage, text: string): Promise<void>;
   /** Every decoded message, for observers. */
   onAnyMessage(session: AgentSession, message: AgentMessage): void;
   blobDestination(begin: BlobBegin): string;
@@ -197,7 +198,8 @@ export class AgentSession {
       await this.#handleBlobFrame(data);
       return;
     }
-    const message = this.#decode(data);
+    const text = data.toString('utf8');
+    const message = this.#decode(data, text);
     if (message === undefined) return;
     this.#host.onAnyMessage(this, message);
     switch (message.type) {
@@ -211,7 +213,7 @@ export class AgentSession {
         await this.#endBlob(message.transfer);
         return;
       default:
-        await this.#host.onMessage(this, message);
+        await this.#host.onMessage(this, message, text);
     }
   }
 
@@ -226,7 +228,7 @@ export class AgentSession {
       );
       return;
     }
-    const message = text === undefined ? undefined : this.#decode(data);
+    const message = text === undefined ? undefined : this.#decode(data, text);
     if (message !== undefined) this.#host.onAnyMessage(this, message);
     if (message?.type !== 'hello') {
       // #decode already answered a frame that does not decode.
@@ -241,13 +243,13 @@ export class AgentSession {
   }
 
   /** Decodes a text frame, answering `error` for one that does not decode. */
-  #decode(data: Buffer): AgentMessage | undefined {
+  #decode(data: Buffer, text: string): AgentMessage | undefined {
     if (data.byteLength > MAX_TEXT_FRAME_BYTES) {
       this.sendError('invalid-message', `text frame of ${data.byteLength} bytes exceeds 1 MiB`);
       return undefined;
     }
     try {
-      return decodeAgentMessage(data.toString('utf8'));
+      return decodeAgentMessage(text);
     } catch (error) {
       if (!(error instanceof InvalidMessageError)) throw error;
       this.sendError(error.code, error.message, error.ref === undefined ? {} : { ref: error.ref });

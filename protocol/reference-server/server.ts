@@ -401,7 +401,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
   /** The server's side of each session, kept off the public surface. */
   readonly #sessionHost: SessionHost = {
     onHello: (session, hello) => this.#onHello(session, hello),
-    onMessage: (session, message) => this.#onMessage(session, message),
+    onMessage: (session, message, text) => this.#onMessage(session, message, text),
     onAnyMessage: (_session, message) => {
       this.emit('agent-message', message);
     },
@@ -479,7 +479,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
     this.#persist(record);
   }
 
-  async #onMessage(session: AgentSession, message: AgentMessage): Promise<void> {
+  async #onMessage(session: AgentSession, message: AgentMessage, text: string): Promise<void> {
     switch (message.type) {
       case 'accepted':
       case 'rejected': {
@@ -494,7 +494,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
         return;
       }
       case 'event':
-        await this.#onEvent(session, message);
+        await this.#onEvent(session, message, text);
         return;
       case 'blob-request':
         this.#serveBlob(session, message.sha256);
@@ -516,7 +516,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
    * Stores an event if it is the next of its task: a duplicate is acknowledged again, a gap is
    * refused and not acknowledged, so the agent re-sends from what we hold.
    */
-  async #onEvent(session: AgentSession, event: TaskEvent): Promise<void> {
+  async #onEvent(session: AgentSession, event: TaskEvent, text: string): Promise<void> {
     const record = this.#known(session, event.taskId);
     if (record === undefined) return;
     const stored = await record.serialize(async () => {
@@ -536,8 +536,10 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
       if (event.kind === 'artifact' && !(await exists(this.#store.artifactPath(event.sha256)))) {
         return refuse(`artifact ${event.sha256} of ${event.taskId} was not received as a blob`);
       }
-      await this.#store.appendEvent(event);
-      record.store(event);
+      // Kept as received when it is one line: a busy log is not serialized again.
+      const line = text.includes('\n') ? JSON.stringify(event) : text;
+      await this.#store.appendEvent(event, line);
+      record.store(event, line);
       if (event.kind === 'result') await this.#store.saveTask(record.persisted());
       return true;
     });

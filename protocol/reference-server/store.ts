@@ -61,8 +61,11 @@ export class TaskStore {
     await rename(temp, join(dir, 'task.json'));
   }
 
-  /** Appends through a file kept open per task until its result (one open and mkdir per task). */
-  async appendEvent(event: TaskEvent): Promise<void> {
+  /**
+   * Appends through a file kept open per task until its result (one open and mkdir per task).
+   * `text` is the event's JSON on one line (the frame as received, or the event serialized).
+   */
+  async appendEvent(event: TaskEvent, text = JSON.stringify(event)): Promise<void> {
     let handle = this.#open.get(event.taskId);
     if (handle === undefined) {
       const dir = this.taskDir(event.taskId);
@@ -70,7 +73,7 @@ export class TaskStore {
       handle = await open(join(dir, 'events.jsonl'), 'a', 0o600);
       this.#open.set(event.taskId, handle);
     }
-    await handle.write(JSON.stringify(event) + '\n');
+    await handle.write(`${text}\n`);
     if (event.kind === 'result') {
       this.#open.delete(event.taskId);
       await handle.close();

@@ -3,14 +3,15 @@
  * stored events. Tests and the CLI see it through the read-only `TaskHandle`.
  */
 import { EventEmitter } from 'node:events';
-import type {
-  Accepted,
-  Outcome,
-  Rejected,
-  ResultEvent,
-  Task,
-  TaskEvent,
-  TaskState,
+import {
+  eventSchema,
+  type Accepted,
+  type Outcome,
+  type Rejected,
+  type ResultEvent,
+  type Task,
+  type TaskEvent,
+  type TaskState,
 } from '../messages.js';
 import { joinLogLines } from './log-lines.js';
 
@@ -90,7 +91,15 @@ export interface TaskHandle {
 
 export class TaskRecord implements TaskHandle {
   readonly task: Task;
-  readonly events: TaskEvent[] = [];
+  /**
+   * Stored events as their JSON text, one flat string each: a busy log held as millions of line
+   * strings made the collector copy and mark each of them again and again (docs/performance.md).
+   */
+  readonly #texts: string[] = [];
+  /** The events read so far, parsed once in order (tests and the HTTP API read them). */
+  readonly #parsed: TaskEvent[] = [];
+  #phase: TaskState | undefined;
+  #outcome: Outcome | undefined;
   readonly submittedAt: string;
   readonly accepted: Promise<Accepted | Rejected>;
   readonly result: Promise<ResultEvent>;
@@ -128,12 +137,20 @@ export class TaskRecord implements TaskHandle {
     return this.task.taskId;
   }
 
+  /** Stored events, in seq order. */
+  get events(): readonly TaskEvent[] {
+    for (let i = this.#parsed.length; i < this.#texts.length; i++) {
+      this.#parsed.push(eventSchema.parse(JSON.parse(this.#texts[i] ?? '')));
+    }
+    return this.#parsed;
+  }
+
   get lastSeq(): number {
-    return this.events.length;
+    return this.#texts.length;
   }
 
   get hasResult(): boolean {
-    return this.events.at(-1)?.kind === 'result';
+    return this.#outcome !== undefined;
   }
 
   /** Counts against its agent's capacity. */
@@ -174,9 +191,14 @@ export class TaskRecord implements TaskHandle {
     this.#resolveAccepted(answer);
   }
 
-  /** Appends the next event (the caller checked its seq) and finishes the task on `result`. */
-  store(event: TaskEvent): void {
-    this.events.push(event);
+  /**
+   * Appends the next event (the caller checked its seq) and finishes the task on `result`; `text`
+   * is the event's JSON (the frame as received, when the server has it).
+   */
+  store(event: TaskEvent, text = JSON.stringify(event)): void {
+    this.#texts.push(text);
+    if (event.kind === 'state') this.#phase = event.state;
+    if (event.kind === 'result') this.#outcome = event.outcome;
     this.#emitter.emit('event', event);
     if (event.kind === 'result') {
       this.#resolveResult(event);
@@ -203,19 +225,13 @@ export class TaskRecord implements TaskHandle {
   }
 
   summary(): TaskSummary {
-    let phase: TaskState | undefined;
-    let outcome: Outcome | undefined;
-    for (const event of this.events) {
-      if (event.kind === 'state') phase = event.state;
-      if (event.kind === 'result') outcome = event.outcome;
-    }
     const rejected = this.#answer?.type === 'rejected' ? this.#answer : undefined;
     return {
       taskId: this.taskId,
       name: this.task.name,
       status: this.status,
-      phase,
-      outcome,
+      phase: this.#phase,
+      outcome: this.#outcome,
       agentId: this.agentId,
       lastSeq: this.lastSeq,
       submittedAt: this.submittedAt,

@@ -8,8 +8,6 @@
  * fsynced per event: the page cache survives a crash or kill -9 of the agent, which is the failure
  * this guards against; a power loss may lose the unsynced tail.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import {
   copyFile,
   link,
@@ -26,6 +24,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   eventSchema,
+  hashFile,
   parseTask,
   taskIdSchema,
   type EventBody,
@@ -336,14 +335,7 @@ export class TaskJournal {
     } catch {
       await copyFile(source, temp);
     }
-    const hash = createHash('sha256');
-    let size = 0;
-    for await (const chunk of createReadStream(temp)) {
-      if (!(chunk instanceof Buffer)) continue;
-      hash.update(chunk);
-      size += chunk.length;
-    }
-    const sha256 = hash.digest('hex');
+    const { sha256, size } = await hashFile(temp);
     await rename(temp, this.artifactPath(sha256));
     return { sha256, size };
   }

@@ -1,6 +1,6 @@
 import { mergeIntoCreateOptions, type TranslatedOptions } from './container-options/index.js';
 import { Readable } from 'node:stream';
-import Docker from 'dockerode';
+import type Dockerode from 'dockerode';
 import semver from 'semver';
 import { CuttleError } from '../protocol/errors.js';
 import { extract } from 'tar-stream';
@@ -33,6 +33,7 @@ import {
   mapImageInfo,
   mapImageInspect,
 } from './map-inspect-result.js';
+import { Docker } from './dockerode-loader.js';
 import { classifyPullFailure, pullFailureAdvice } from './pull-failure.js';
 import { type StepContainerSpec, toCreateOptions } from './step-container-spec.js';
 
@@ -83,11 +84,11 @@ const INERT_COMMAND = ['/cuttle-inspect-only-never-started'];
 
 /** The only owner of dockerode in cuttle: every engine call goes through here. */
 export class DockerClient {
-  readonly #docker: Docker;
+  readonly #docker: Dockerode;
   /** Where the engine is expected, for error messages. */
   readonly endpoint: string;
 
-  private constructor(docker: Docker, endpoint: string) {
+  private constructor(docker: Dockerode, endpoint: string) {
     this.#docker = docker;
     this.endpoint = endpoint;
   }

@@ -234,20 +234,31 @@ export async function sendBlob(options: SendBlobOptions): Promise<void> {
   await options.sendText({ type: 'blob-end', transfer });
 }
 
-/** SHA-256 (lower-case hex) and size of a file, read through one reused buffer. */
+/**
+ * SHA-256 (lower-case hex) and size of a file. Two reused buffers: the next read (on libuv's
+ * threads) overlaps hashing the current one (on this one).
+ */
 export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(HASH_READ_BYTES);
+  let current = Buffer.allocUnsafe(HASH_READ_BYTES);
+  let spare = Buffer.allocUnsafe(HASH_READ_BYTES);
   let size = 0;
   const file = await open(path, 'r');
+  const readInto = async (buffer: Buffer, position: number): Promise<number> =>
+    (await file.read(buffer, 0, buffer.length, position)).bytesRead;
+  let reading = readInto(current, 0);
   try {
     for (;;) {
-      const { bytesRead } = await file.read(buffer, 0, buffer.length, size);
+      const bytesRead = await reading;
       if (bytesRead === 0) break;
-      hash.update(buffer.subarray(0, bytesRead));
       size += bytesRead;
+      const hashing = current;
+      [current, spare] = [spare, current];
+      reading = readInto(current, size);
+      hash.update(hashing.subarray(0, bytesRead));
     }
   } finally {
+    await reading.catch(() => 0); // never close the file under a read
     await file.close();
   }
   return { sha256: hash.digest('hex'), size };

@@ -1,10 +1,14 @@
 /**
- * Caches: a second task with the same inline Dockerfile, the same Git commit (a local git daemon)
- * and the same package (500 MB; 50 MB quick) — time and bytes transferred, against the same step
- * in a plain local image. A hit should transfer nothing and add under 100 ms. Tools are not
- * implemented yet: that part is skipped with a note.
+ * Caches: a second task with the same inline Dockerfile, the same Git commit (a local git daemon),
+ * the same package (500 MB; 50 MB quick) and the same tool (a 40 MiB bundle of 16 files; 4 MiB
+ * quick) — time and bytes transferred, against the same step in a plain local image. A hit should
+ * transfer nothing and add under 100 ms.
  */
+import { createWriteStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { pack } from 'tar-stream';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DEMO_IMAGE, type DockerClient } from '../images/index.js';
@@ -17,7 +21,7 @@ import { interleave, MB, MIB } from './measure.js';
 import type { BenchOptions } from './options.js';
 import type { CaseReport } from './report.js';
 
-export const title = 'Caches: a second task with the same Dockerfile, Git commit and package';
+export const title = 'Caches: a second task with the same Dockerfile, Git commit, package and tool';
 
 const PLAIN = 'plain image, same step';
 
@@ -67,6 +71,18 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
         }),
       );
 
+      // A tool bundle (a .tar.gz of executables), registered with the server as a blob. Its
+      // version is unique to this run, so that the first task unpacks it.
+      const toolPath = join(scratch, 'bench-tool.tar.gz');
+      await writeToolBundle(toolPath, (options.quick ? 4 : 40) * MIB);
+      const toolBlob = await env.server.addBlob(toolPath);
+      await rm(toolPath, { force: true });
+      blobSizes.set(toolBlob.sha256, toolBlob.size);
+      const tool = { name: 'BenchTool', version: `1.0.0-${options.runId}`, bundle: toolBlob };
+      const toolTask = measure(() =>
+        demoTask(uniqueId('cache-tool'), 'test -x "$CUTTLE_TOOL_HOME/bin/tool-0"', { tool }),
+      );
+
       // A Dockerfile at a Git commit.
       let gitTask: ReturnType<typeof measure> | undefined;
       if (typeof git === 'string') {
@@ -89,6 +105,7 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
       const misses = {
         dockerfile: await dockerfileTask(),
         package: await packageTask(),
+        tool: await toolTask(),
         ...(gitTask === undefined ? {} : { git: await gitTask() }),
       };
       if (!misses.dockerfile.states.includes('building')) {
@@ -96,6 +113,9 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
       }
       if (misses.package.bytes !== blob.size) {
         throw new Error(`the first package task transferred ${misses.package.bytes} bytes`);
+      }
+      if (misses.tool.bytes !== toolBlob.size) {
+        throw new Error(`the first tool task transferred ${misses.tool.bytes} bytes`);
       }
 
       const hitBytes = new Map<string, number[]>();
@@ -114,15 +134,25 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
         plain: asMs('plain', plainTask),
         dockerfile: asMs('dockerfile', dockerfileTask),
         package: asMs('package', packageTask),
+        tool: asMs('tool', toolTask),
       };
       if (gitTask !== undefined) measures.git = asMs('git', gitTask);
       const samples = await interleave(hits, measures);
 
       const plain = report.row(PLAIN, 'ms', samples.get('plain') ?? []);
-      const parts: { key: 'dockerfile' | 'package' | 'git'; label: string; bytes: boolean }[] = [
+      const parts: {
+        key: 'dockerfile' | 'package' | 'tool' | 'git';
+        label: string;
+        bytes: boolean;
+      }[] = [
         { key: 'dockerfile', label: 'inline Dockerfile', bytes: false },
         { key: 'git', label: 'Dockerfile at a Git commit', bytes: false },
         { key: 'package', label: `package of ${(packageBytes / MB).toFixed(0)} MB`, bytes: true },
+        {
+          key: 'tool',
+          label: `tool bundle of ${(toolBlob.size / MB).toFixed(0)} MB`,
+          bytes: true,
+        },
       ];
       for (const part of parts) {
         const hitSamples = samples.get(part.key);
@@ -161,7 +191,8 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
         );
       }
       report.note(
-        'tool: skipped, tools are not implemented yet (task.tool is accepted by the protocol only).',
+        'tool: a hit is a tool version already unpacked in the agent home; the first task ' +
+          'transfers the bundle and unpacks it once.',
       );
       await removeBenchImages(env, options.runId);
     });
@@ -182,6 +213,24 @@ async function writePackage(path: string, size: number): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** A tool bundle: 16 executables of random content (gzip cannot shrink it), as a .tar.gz. */
+async function writeToolBundle(path: string, size: number): Promise<void> {
+  const archive = pack();
+  const files = 16;
+  const fileSize = Math.ceil(size / files);
+  const packing = pipeline(archive, createGzip({ level: 1 }), createWriteStream(path));
+  for (let i = 0; i < files; i++) {
+    const content = Buffer.concat([Buffer.from('#!/bin/sh\nexit 0\n'), randomBytes(fileSize)]);
+    await new Promise<void>((resolve, reject) =>
+      archive.entry({ name: `bin/tool-${i}`, mode: 0o755 }, content, (error) =>
+        error ? reject(error) : resolve(),
+      ),
+    );
+  }
+  archive.finalize();
+  await packing;
 }
 
 /** The images this run built (they carry the run's label). */

@@ -33,11 +33,17 @@ export const CLOSE_GOING_AWAY = 1001;
 const PAUSE_AT_PENDING = 64;
 const RESUME_AT_PENDING = 8;
 
+/** A text frame: its bytes as received and their text. */
+export interface TextFrame {
+  text: string;
+  bytes: Buffer;
+}
+
 export interface SessionHost {
   onHello(session: AgentSession, hello: Hello): Promise<void>;
   /** Every message after `hello`, blob framing excepted. */
-  /** `text`: the frame as received, which the store can keep as it is. */
-  onMessage(session: AgentSession, message: AgentMessage, text: string): Promise<void>;
+  /** `frame`: the text frame as received (and decoded), which the store can keep as it is. */
+  onMessage(session: AgentSession, message: AgentMessage, frame: TextFrame): Promise<void>;
   /** Every decoded message, for observers. */
   onAnyMessage(session: AgentSession, message: AgentMessage): void;
   blobDestination(begin: BlobBegin): string;
@@ -213,7 +219,7 @@ export class AgentSession {
         await this.#endBlob(message.transfer);
         return;
       default:
-        await this.#host.onMessage(this, message, text);
+        await this.#host.onMessage(this, message, { text, bytes: data });
     }
   }
 

@@ -31,6 +31,7 @@ import {
   CLOSE_GOING_AWAY,
   CLOSE_REPLACED,
   type SessionHost,
+  type TextFrame,
 } from './agent-session.js';
 import { isAuthorized } from './auth.js';
 import { createHttpApiHandler } from './http-api.js';
@@ -401,7 +402,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
   /** The server's side of each session, kept off the public surface. */
   readonly #sessionHost: SessionHost = {
     onHello: (session, hello) => this.#onHello(session, hello),
-    onMessage: (session, message, text) => this.#onMessage(session, message, text),
+    onMessage: (session, message, frame) => this.#onMessage(session, message, frame),
     onAnyMessage: (_session, message) => {
       this.emit('agent-message', message);
     },
@@ -479,7 +480,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
     this.#persist(record);
   }
 
-  async #onMessage(session: AgentSession, message: AgentMessage, text: string): Promise<void> {
+  async #onMessage(session: AgentSession, message: AgentMessage, frame: TextFrame): Promise<void> {
     switch (message.type) {
       case 'accepted':
       case 'rejected': {
@@ -494,7 +495,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
         return;
       }
       case 'event':
-        await this.#onEvent(session, message, text);
+        await this.#onEvent(session, message, frame);
         return;
       case 'blob-request':
         this.#serveBlob(session, message.sha256);
@@ -516,7 +517,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
    * Stores an event if it is the next of its task: a duplicate is acknowledged again, a gap is
    * refused and not acknowledged, so the agent re-sends from what we hold.
    */
-  async #onEvent(session: AgentSession, event: TaskEvent, text: string): Promise<void> {
+  async #onEvent(session: AgentSession, event: TaskEvent, frame: TextFrame): Promise<void> {
     const record = this.#known(session, event.taskId);
     if (record === undefined) return;
     const stored = await record.serialize(async () => {
@@ -536,10 +537,11 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
       if (event.kind === 'artifact' && !(await exists(this.#store.artifactPath(event.sha256)))) {
         return refuse(`artifact ${event.sha256} of ${event.taskId} was not received as a blob`);
       }
-      // Kept as received when it is one line: a busy log is not serialized again.
-      const line = text.includes('\n') ? JSON.stringify(event) : text;
-      await this.#store.appendEvent(event, line);
-      record.store(event, line);
+      // Kept as received when it is one line: a busy log is neither serialized nor encoded again.
+      const asReceived = frame.bytes.indexOf(0x0a) < 0;
+      const text = asReceived ? frame.text : JSON.stringify(event);
+      await this.#store.appendEvent(event, asReceived ? frame.bytes : text);
+      record.store(event, text);
       if (event.kind === 'result') await this.#store.saveTask(record.persisted());
       return true;
     });

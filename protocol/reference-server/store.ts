@@ -25,6 +25,8 @@ const persistedTaskSchema = z.object({
   rejected: rejectedSchema.optional(),
 });
 
+const NEWLINE = Buffer.from('\n');
+
 export interface LoadedTask {
   persisted: PersistedTask;
   events: TaskEvent[];
@@ -63,9 +65,12 @@ export class TaskStore {
 
   /**
    * Appends through a file kept open per task until its result (one open and mkdir per task).
-   * `text` is the event's JSON on one line (the frame as received, or the event serialized).
+   * `line` is the event's JSON on one line: the frame's bytes as received, or the event serialized.
    */
-  async appendEvent(event: TaskEvent, text = JSON.stringify(event)): Promise<void> {
+  async appendEvent(
+    event: TaskEvent,
+    line: string | Buffer = JSON.stringify(event),
+  ): Promise<void> {
     let handle = this.#open.get(event.taskId);
     if (handle === undefined) {
       const dir = this.taskDir(event.taskId);
@@ -73,7 +78,8 @@ export class TaskStore {
       handle = await open(join(dir, 'events.jsonl'), 'a', 0o600);
       this.#open.set(event.taskId, handle);
     }
-    await handle.write(`${text}\n`);
+    if (typeof line === 'string') await handle.write(`${line}\n`);
+    else await handle.writev([line, NEWLINE]);
     if (event.kind === 'result') {
       this.#open.delete(event.taskId);
       await handle.close();

@@ -94,6 +94,8 @@ export class TaskRun {
   #timer: NodeJS.Timeout | undefined;
   #workFolder: string | undefined;
   #containerId: string | undefined;
+  /** The step's container was seen to exit (so nothing writes to the work folder any more). */
+  #exited = false;
   /** The step's image, once known (also used to clean up files it wrote as root). */
   #image: string | undefined;
   /** Aborts a pull or build in progress when the task is cancelled or times out. */
@@ -207,7 +209,6 @@ export class TaskRun {
         : {}),
       durationMs: Date.now() - this.#preparedAt,
     });
-    await this.#removeContainer();
     await this.#ctx.journal.forgetVariables().catch(() => undefined);
   }
 
@@ -382,6 +383,7 @@ export class TaskRun {
         );
       }
     }
+    this.#exited = true;
     return exitCode;
   }
 
@@ -662,22 +664,29 @@ export class TaskRun {
     if (this.#containerId === undefined && this.#workFolder === undefined) return;
     await this.#state('cleaning').catch(() => undefined);
     const { logger, task } = this.#ctx;
-    if (this.#workFolder !== undefined) {
-      await this.#removeWorkFolder(this.#workFolder).catch(async (error: unknown) => {
-        logger.warn('cannot remove the step folder', { taskId: task.taskId, error: String(error) });
-        await this.#log
-          .system('warning', `cannot remove the step folder ${this.#workFolder ?? ''}`)
-          .catch(() => undefined);
-      });
-    }
+    const folder = this.#workFolder;
+    // Once the step has exited nothing writes to its folder, and the folder is all that is read
+    // afterwards: both go at once, so the folder's removal adds no time of its own. A container
+    // that may still run (the step failed to start or to stop) is removed, and so killed, first.
+    const removingContainer = this.#removeContainer();
+    if (!this.#exited) await removingContainer;
+    await Promise.all([
+      removingContainer,
+      folder === undefined
+        ? undefined
+        : this.#removeWorkFolder(folder).catch(async (error: unknown) => {
+            logger.warn('cannot remove the step folder', {
+              taskId: task.taskId,
+              error: String(error),
+            });
+            await this.#log
+              .system('warning', `cannot remove the step folder ${folder}`)
+              .catch(() => undefined);
+          }),
+    ]);
   }
 
-  /**
-   * Removes the exited step container, after the result: what happens here is never reported in
-   * the task (a failure is the agent's to retry), so the server need not wait for it. The engine
-   * takes 5-15 ms for it, a few percent of a short step. A container left by a crash right
-   * before this is removed by the sweep at the next start (it carries the agent's label).
-   */
+  /** Removes the exited step container; a failure is the agent's to retry, not the task's. */
   async #removeContainer(): Promise<void> {
     const { docker, logger, task } = this.#ctx;
     const containerId = this.#containerId;

@@ -79,7 +79,9 @@ export class BlobReceiver {
 
   /**
    * Writes one chunk. Resolves at once unless the file stream is above its high-water mark, in
-   * which case it resolves when it drains: a caller that awaits it slows the sender down.
+   * which case it resolves when it drains: a caller that awaits it slows the sender down. The
+   * chunk is written later, so it must not be reused meanwhile: a WebSocket gives each message a
+   * buffer of its own, which is what this expects (copying here would double the allocations).
    */
   chunk(transfer: number, data: Uint8Array): Promise<void> {
     const open = this.#get(transfer);
@@ -195,8 +197,7 @@ export interface SendBlobOptions {
  * receiver answers `blob-corrupt`.
  *
  * Two buffers serve every frame: the file is read straight after the 4-byte header, the next
- * frame's read overlapping the current frame's send. A buffer or two allocated per MiB sent made
- * the collector run a full collection every few dozen MiB (docs/performance.md).
+ * frame's read overlapping the current frame's send (docs/performance.md).
  */
 export async function sendBlob(options: SendBlobOptions): Promise<void> {
   const { transfer } = options;
@@ -206,62 +207,62 @@ export async function sendBlob(options: SendBlobOptions): Promise<void> {
     sha256: options.sha256,
     size: options.size,
   });
-  const newFrame = (): Buffer => {
-    const frame = Buffer.allocUnsafe(4 + MAX_BLOB_CHUNK_BYTES);
-    frame.writeUInt32BE(transfer, 0);
-    return frame;
-  };
-  let current = newFrame();
-  let spare = newFrame();
-  const file = await open(options.path, 'r');
-  const readInto = async (frame: Buffer, position: number): Promise<number> =>
-    (await file.read(frame, 4, MAX_BLOB_CHUNK_BYTES, position)).bytesRead;
-  let reading = readInto(current, 0);
-  try {
-    for (let position = 0; ;) {
-      const bytesRead = await reading;
-      if (bytesRead === 0) break;
-      position += bytesRead;
-      const sending = current;
-      [current, spare] = [spare, current];
-      reading = readInto(current, position);
-      await options.sendBinary(sending.subarray(0, 4 + bytesRead));
-    }
-  } finally {
-    await reading.catch(() => 0); // never close the file under a read
-    await file.close();
-  }
+  const frames: [Buffer, Buffer] = [
+    Buffer.allocUnsafe(4 + MAX_BLOB_CHUNK_BYTES),
+    Buffer.allocUnsafe(4 + MAX_BLOB_CHUNK_BYTES),
+  ];
+  for (const frame of frames) frame.writeUInt32BE(transfer, 0);
+  await readAhead(options.path, frames, 4, (frame, bytesRead) =>
+    options.sendBinary(frame.subarray(0, 4 + bytesRead)),
+  );
   await options.sendText({ type: 'blob-end', transfer });
 }
 
-/**
- * SHA-256 (lower-case hex) and size of a file. Two reused buffers: the next read (on libuv's
- * threads) overlaps hashing the current one (on this one).
- */
+/** SHA-256 (lower-case hex) and size of a file. */
 export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
-  let current = Buffer.allocUnsafe(HASH_READ_BYTES);
-  let spare = Buffer.allocUnsafe(HASH_READ_BYTES);
-  let size = 0;
+  const buffers: [Buffer, Buffer] = [
+    Buffer.allocUnsafe(HASH_READ_BYTES),
+    Buffer.allocUnsafe(HASH_READ_BYTES),
+  ];
+  const size = await readAhead(path, buffers, 0, (buffer, bytesRead) => {
+    hash.update(buffer.subarray(0, bytesRead));
+  });
+  return { sha256: hash.digest('hex'), size };
+}
+
+/**
+ * Reads a whole file through two reused buffers, each read landing at `offset` in its buffer: the
+ * next read runs on libuv's threads while `consume` handles the last one on this thread. Returns
+ * the bytes read. Allocating a buffer per read made V8 run full collections every few dozen MiB.
+ */
+async function readAhead(
+  path: string,
+  buffers: [Buffer, Buffer],
+  offset: number,
+  consume: (buffer: Buffer, bytesRead: number) => unknown,
+): Promise<number> {
+  let [current, spare] = buffers;
   const file = await open(path, 'r');
   const readInto = async (buffer: Buffer, position: number): Promise<number> =>
-    (await file.read(buffer, 0, buffer.length, position)).bytesRead;
+    (await file.read(buffer, offset, buffer.length - offset, position)).bytesRead;
+  let size = 0;
   let reading = readInto(current, 0);
   try {
     for (;;) {
       const bytesRead = await reading;
       if (bytesRead === 0) break;
       size += bytesRead;
-      const hashing = current;
+      const done = current;
       [current, spare] = [spare, current];
       reading = readInto(current, size);
-      hash.update(hashing.subarray(0, bytesRead));
+      await consume(done, bytesRead);
     }
   } finally {
     await reading.catch(() => 0); // never close the file under a read
     await file.close();
   }
-  return { sha256: hash.digest('hex'), size };
+  return size;
 }
 
 const HASH_READ_BYTES = 4 * 1024 * 1024;

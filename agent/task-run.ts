@@ -686,7 +686,7 @@ export class TaskRun {
     ]);
   }
 
-  /** Removes the exited step container; a failure is the agent's to retry, not the task's. */
+  /** Removes the step container (killing it if it still runs); a failure is the agent's to retry. */
   async #removeContainer(): Promise<void> {
     const { docker, logger, task } = this.#ctx;
     const containerId = this.#containerId;

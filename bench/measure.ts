@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+export { withTimeout } from '../test/support/with-timeout.js';
 
 const run = promisify(execFile);
 
@@ -171,16 +172,3 @@ export class ProcessWatch {
 
 export const MIB = 1024 * 1024;
 export const MB = 1000 * 1000;
-
-/** Resolves with the promise's value, or rejects after `ms` naming `what`. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

@@ -33,6 +33,9 @@ import {
   type TaskHandle,
 } from '../../protocol/reference-server/index.js';
 import { sweepContainers } from './docker.js';
+import { withTimeout } from './with-timeout.js';
+
+export { withTimeout };
 
 /** The repository root, where `agent/cli.ts` lives. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -49,19 +52,6 @@ export function uniqueTaskId(prefix: string): string {
 /** A fresh temp folder, by its real path (the engine bind-mounts real paths). */
 export async function makeTempDir(prefix: string): Promise<string> {
   return realpath(await mkdtemp(join(tmpdir(), `cuttle-e2e-${prefix}-`)));
-}
-
-/** Resolves with the promise's value, or fails the test after `ms`. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Polls `check` until it holds, or fails the test after `timeoutMs`. */

@@ -249,11 +249,21 @@ export class AgentMetrics {
     if (bytes > 0) this.#artifactBytes.inc(bytes);
   }
 
-  /** An event was journalled (to be sent): counts the bytes of log lines and artifacts. */
-  journalled(event: EventBody): void {
+  /**
+   * An event was journalled (to be sent): counts the bytes of log lines and artifacts. `written`
+   * is the event as the journal wrote it: when its JSON is ASCII (as many bytes as characters),
+   * so are its lines, and their lengths are their sizes without encoding anything.
+   */
+  journalled(event: EventBody, written?: { text: string; bytes: Buffer }): void {
     if (event.kind === 'log') {
-      // Measured joined: one call per event, not one per line (the largest cost here on busy logs).
-      this.logBytes(Buffer.byteLength(event.lines.join('')));
+      if (written !== undefined && written.bytes.length === written.text.length) {
+        let bytes = 0;
+        for (const line of event.lines) bytes += line.length;
+        this.logBytes(bytes);
+      } else {
+        // Measured joined: one call per event, not one per line.
+        this.logBytes(Buffer.byteLength(event.lines.join('')));
+      }
     } else if (event.kind === 'artifact') {
       this.artifactBytes(event.size);
     }
@@ -297,8 +307,8 @@ export class TaskMetrics {
     this.#phases = new PhaseClock(metrics, now);
   }
 
-  journalled(event: EventBody): void {
-    this.#metrics.journalled(event);
+  journalled(event: EventBody, written?: { text: string; bytes: Buffer }): void {
+    this.#metrics.journalled(event, written);
     if (event.kind === 'state') {
       this.#phases.enter(event.state);
     } else if (event.kind === 'result') {

@@ -14,7 +14,7 @@ export class ServerChannel implements EventChannel {
     return this.#connection.connected;
   }
 
-  sendText(text: string): Promise<void> {
+  sendText(text: Buffer): Promise<void> {
     return this.#connection.sendText(text);
   }
 

@@ -10,7 +10,8 @@ import type { TaskJournal } from '../workspace/index.js';
 /** What the outbox needs of the connection. */
 export interface EventChannel {
   readonly connected: boolean;
-  sendText(text: string): Promise<void>;
+  /** A text frame from the journal's bytes (UTF-8 JSON), sent as they are. */
+  sendText(text: Buffer): Promise<void>;
   /** Streams a file as a blob (PROTOCOL.md section 6). */
   sendBlob(path: string, sha256: string, size: number): Promise<void>;
 }
@@ -152,9 +153,9 @@ export class TaskOutbox {
   }
 }
 
-function artifactOf(text: string): { sha256: string; size: number } | undefined {
+function artifactOf(text: Buffer): { sha256: string; size: number } | undefined {
   // "kind" comes right after type, taskId, seq and time: no need to scan a whole log batch.
-  if (!text.slice(0, 400).includes('"kind":"artifact"')) return undefined;
-  const parsed = eventSchema.safeParse(JSON.parse(text));
+  if (!text.subarray(0, 400).includes('"kind":"artifact"')) return undefined;
+  const parsed = eventSchema.safeParse(JSON.parse(text.toString('utf8')));
   return parsed.success && parsed.data.kind === 'artifact' ? parsed.data : undefined;
 }

@@ -753,11 +753,11 @@ export class TaskRun {
     await this.#ctx.outbox.room();
     // The checkpoint is taken in the journal's write order, so it never counts output whose
     // events are not yet on disk.
-    await this.#ctx.journal.append(body, () => {
+    const written = await this.#ctx.journal.append(body, () => {
       if (advance !== undefined) this.#advance(advance);
       return this.#checkpoint();
     });
-    this.#ctx.metrics?.journalled(body);
+    this.#ctx.metrics?.journalled(body, written);
     this.#ctx.outbox.pump();
   }
 

@@ -195,7 +195,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
   async sendAsync(message: AgentMessage): Promise<void> {
     const socket = this.#connectedSocket();
     if (socket === undefined) throw new NotConnectedError();
-    await writeFrame(socket, encodeText(message));
+    await writeFrame(socket, encodeText(message), false);
   }
 
   /**
@@ -203,11 +203,12 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
    * events with it, so a re-sent event is byte-for-byte the first one (PROTOCOL.md section 2).
    * Resolves once written; the caller vouches that the text is a valid message.
    */
-  async sendText(text: string): Promise<void> {
+  /** A text frame: a string, or its UTF-8 bytes (already encoded, e.g. as journalled). */
+  async sendText(text: string | Buffer): Promise<void> {
     checkTextSize(text, 'text');
     const socket = this.#connectedSocket();
     if (socket === undefined) throw new NotConnectedError();
-    await writeFrame(socket, text);
+    await writeFrame(socket, text, false);
   }
 
   /** A blob frame (4-byte transfer number, then data), see encodeBlobFrame. */
@@ -220,7 +221,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     }
     const socket = this.#connectedSocket();
     if (socket === undefined) throw new NotConnectedError();
-    await writeFrame(socket, frame);
+    await writeFrame(socket, frame, true);
   }
 
   #connectedSocket(): WebSocket | undefined {
@@ -569,8 +570,8 @@ function encodeText(message: AgentMessage): string {
   return text;
 }
 
-function checkTextSize(text: string, what: string): void {
-  const size = Buffer.byteLength(text, 'utf8');
+function checkTextSize(text: string | Buffer, what: string): void {
+  const size = typeof text === 'string' ? Buffer.byteLength(text, 'utf8') : text.length;
   if (size > MAX_TEXT_FRAME_BYTES) {
     // A caller bug (an oversized log batch, say): retrying it later would fail the same way.
     throw new CuttleError(
@@ -580,9 +581,9 @@ function checkTextSize(text: string, what: string): void {
   }
 }
 
-function writeFrame(socket: WebSocket, data: string | Buffer): Promise<void> {
+function writeFrame(socket: WebSocket, data: string | Buffer, binary: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
-    socket.send(data, (error) => {
+    socket.send(data, { binary }, (error) => {
       if (error === undefined || error === null) resolve();
       else
         reject(

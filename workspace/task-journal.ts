@@ -42,11 +42,14 @@ const RUN_FILE = 'run.json';
 const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
 /** Text of the newest events kept in memory: about the flow-control window (8 MiB). */
 const RECENT_BYTES = 8 * 1024 * 1024;
+const TAB = 0x09;
 
 export interface JournalEntry {
   readonly event: TaskEvent;
   /** The exact text to send. */
   readonly text: string;
+  /** `text` in UTF-8, as written to disk and sent: encoded once. */
+  readonly bytes: Buffer;
 }
 
 export class TaskJournal {
@@ -63,7 +66,7 @@ export class TaskJournal {
   #finished: boolean;
   #chain: Promise<unknown> = Promise.resolve();
   #checkpoint: unknown;
-  readonly #recent = new Map<number, string>();
+  readonly #recent = new Map<number, Buffer>();
   #recentBytes = 0;
 
   private constructor(
@@ -220,15 +223,17 @@ export class TaskJournal {
       const text = JSON.stringify(event);
       const state = checkpoint?.();
       const suffix = state === undefined ? '' : `\t${JSON.stringify(state)}`;
-      // Written as a string: no Buffer to allocate (and collect) per event.
-      const line = `${text}${suffix}\n`;
+      // Encoded once: the same bytes go to disk and, from #recent, to the server. Writing a string
+      // would encode it anyway, and sending it would encode it again (docs/performance.md).
+      const line = Buffer.from(`${text}${suffix}\n`, 'utf8');
+      const bytes = line.subarray(0, line.length - Buffer.byteLength(suffix) - 1);
       const end = this.#offsets[this.#offsets.length - 1] ?? 0;
-      await this.#handle.write(line, end, 'utf8');
-      this.#offsets.push(end + Buffer.byteLength(line));
-      this.#remember(event.seq, text);
+      await this.#handle.write(line, 0, line.length, end);
+      this.#offsets.push(end + line.length);
+      this.#remember(event.seq, bytes);
       if (event.kind === 'result') this.#finished = true;
       if (state !== undefined) this.#checkpoint = state;
-      return { event, text };
+      return { event, text, bytes };
     });
   }
 
@@ -276,18 +281,18 @@ export class TaskJournal {
    * Keeps the newest events' text in memory (bounded), so sending what was just written does not
    * read it back from disk; re-sends after a reconnect read the file.
    */
-  #remember(seq: number, text: string): void {
-    this.#recent.set(seq, text);
-    this.#recentBytes += text.length;
-    for (const [oldest, oldText] of this.#recent) {
+  #remember(seq: number, bytes: Buffer): void {
+    this.#recent.set(seq, bytes);
+    this.#recentBytes += bytes.length;
+    for (const [oldest, oldBytes] of this.#recent) {
       if (this.#recentBytes <= RECENT_BYTES) break;
       this.#recent.delete(oldest);
-      this.#recentBytes -= oldText.length;
+      this.#recentBytes -= oldBytes.length;
     }
   }
 
-  /** The exact text of event `seq`, as first written. */
-  async read(seq: number): Promise<string> {
+  /** The exact bytes of event `seq` (its JSON text in UTF-8), as first written. */
+  async read(seq: number): Promise<Buffer> {
     const recent = seq > this.#base ? this.#recent.get(seq) : undefined;
     if (recent !== undefined) return recent;
     const start = this.#offsets[seq - this.#base - 1];
@@ -298,11 +303,11 @@ export class TaskJournal {
         this.dir,
       );
     }
-    const buffer = Buffer.alloc(end - start - 1);
-    await this.#handle.read(buffer, 0, buffer.length, start);
-    const line = buffer.toString('utf8');
-    const tab = line.indexOf('\t');
-    return tab < 0 ? line : line.slice(0, tab);
+    const line = Buffer.alloc(end - start - 1);
+    await this.#handle.read(line, 0, line.length, start);
+    // A tab byte is never part of UTF-8 multi-byte sequences, and JSON text has none.
+    const tab = line.indexOf(TAB);
+    return tab < 0 ? line : line.subarray(0, tab);
   }
 
   /** Bytes on disk of the events after `seq`. */

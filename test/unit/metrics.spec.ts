@@ -209,6 +209,19 @@ describe('AgentMetrics', () => {
     metrics.artifactBytes(4000);
     // What the task run journals: log lines counted in UTF-8 bytes, artifacts by size.
     metrics.journalled({ kind: 'log', stream: 'stdout', level: 'info', lines: ['héllo', ''] });
+    // With the journal's text and bytes: ASCII lines are counted by length, others measured.
+    const written = (text: string): { text: string; bytes: Buffer } => ({
+      text,
+      bytes: Buffer.from(text),
+    });
+    metrics.journalled(
+      { kind: 'log', stream: 'stdout', level: 'info', lines: ['abc', 'de'] },
+      written('{"lines":["abc","de"]}'),
+    );
+    metrics.journalled(
+      { kind: 'log', stream: 'stdout', level: 'info', lines: ['ü', '€'] },
+      written('{"lines":["ü","€"]}'),
+    );
     metrics.journalled({ kind: 'artifact', name: 'a', path: '/w/a', size: 96, sha256: 'x' });
     metrics.journalled({ kind: 'state', state: 'running' });
     metrics.pullDuration(1500);
@@ -216,7 +229,7 @@ describe('AgentMetrics', () => {
     let backlog = 7;
     metrics.journalBacklog(() => backlog);
     let exposition = await scrape(metrics);
-    assert.equal(sampleValue(exposition, 'cuttle_log_sent_bytes_total'), 129);
+    assert.equal(sampleValue(exposition, 'cuttle_log_sent_bytes_total'), 129 + 5 + 5);
     assert.equal(sampleValue(exposition, 'cuttle_artifact_sent_bytes_total'), 4096);
     assert.equal(sampleValue(exposition, 'cuttle_journal_backlog_events'), 7);
     assert.equal(sampleValue(exposition, 'cuttle_image_pull_duration_seconds_sum'), 1.5);

@@ -32,7 +32,7 @@ describe('TaskJournal', () => {
     });
     assert.equal(first.event.seq, 1);
     assert.equal(second.event.seq, 2);
-    assert.equal(await journal.read(2), second.text);
+    assert.equal((await journal.read(2)).toString('utf8'), second.text);
     assert.equal(journal.sizeOf(2), Buffer.byteLength(second.text));
     await assert.rejects(journal.read(3), WorkspaceError);
     await journal.close();
@@ -57,10 +57,10 @@ describe('TaskJournal', () => {
     const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
     assert.ok(loaded);
     assert.equal(loaded.lastSeq, 2);
-    assert.equal(await loaded.read(2), kept.text);
+    assert.equal((await loaded.read(2)).toString('utf8'), kept.text);
     const next = await loaded.append({ kind: 'state', state: 'cleaning' });
     assert.equal(next.event.seq, 3);
-    assert.equal(await loaded.read(3), next.text);
+    assert.equal((await loaded.read(3)).toString('utf8'), next.text);
     assert.equal(loaded.finished, false);
     await loaded.close();
   });
@@ -100,7 +100,7 @@ describe('TaskJournal', () => {
     const journal = await TaskJournal.create(dir, task);
     const entry = await journal.append({ kind: 'state', state: 'running' }, () => ({ out: 10 }));
     await journal.append({ kind: 'state', state: 'collecting' });
-    assert.equal(await journal.read(1), entry.text);
+    assert.equal((await journal.read(1)).toString('utf8'), entry.text);
     assert.ok(!entry.text.includes('out'));
     await journal.writeRunInfo({ kind: 'host', workFolder: '/w', preparedAt: 1 });
     await journal.close();
@@ -126,7 +126,7 @@ describe('TaskJournal', () => {
     }
     await journal.compact(6, 0);
     await assert.rejects(journal.read(6), WorkspaceError);
-    assert.equal(await journal.read(8), texts[7]);
+    assert.equal((await journal.read(8)).toString('utf8'), texts[7]);
     assert.equal(journal.lastSeq, 10);
     assert.equal(journal.bytesAfter(6), journal.bytesAfter(0));
     const next = await journal.append({ kind: 'state', state: 'cleaning' });
@@ -136,7 +136,7 @@ describe('TaskJournal', () => {
     assert.ok(!onDisk.includes('"line 6"') && onDisk.includes('"line 7"'));
     const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
     assert.equal(loaded?.lastSeq, 11);
-    assert.equal(await loaded?.read(7), texts[6]);
+    assert.equal((await loaded?.read(7))?.toString('utf8'), texts[6]);
     assert.deepEqual(loaded?.checkpoint, { out: 10 });
     await loaded?.close();
   });

@@ -16,10 +16,12 @@ import type { Masker } from './masker.js';
 import { linesOfText, type TailSink } from './output-tail.js';
 
 /**
- * A batch of 128 K characters stays under the 1 MiB frame whatever they are: at most 3 bytes of
- * UTF-8 a character, or 6 when JSON escapes a control character (\u0001).
+ * A batch of 64 K characters stays under the 1 MiB frame whatever they are: at most 3 bytes of
+ * UTF-8 a character, or 6 when JSON escapes a control character (\u0001). It is also small enough
+ * that its event's JSON text usually stays under 128 KiB, past which V8 makes every string a large
+ * object, several times slower to make (docs/performance.md).
  */
-const BATCH_CHARS = 128 * 1024;
+const BATCH_CHARS = 64 * 1024;
 const BATCH_LINES = 8000;
 
 export type OutputStream = 'stdout' | 'stderr';

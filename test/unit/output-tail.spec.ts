@@ -112,4 +112,38 @@ describe('OutputTail', () => {
     assert.deepEqual(ends, expected);
     assert.deepEqual(texts, ['rest\nlast'], 'the read with a CR and an é went line by line');
   });
+
+  it('hands a large read of ASCII lines over in pieces of about 64 KiB, cut at line ends', async () => {
+    const path = join(dir, 'out');
+    // 300 KiB of lines of varied length, one of them longer than a piece, and an empty one.
+    const parts: string[] = [];
+    for (let i = 0; parts.join('\n').length < 300 * 1024; i++) parts.push('x'.repeat(i % 97));
+    parts.splice(500, 0, 'L'.repeat(70 * 1024));
+    const content = `${parts.join('\n')}\n`;
+    await writeFile(path, content);
+    const tail = new OutputTail(path, { maxPendingBytes: 1024 * 1024 });
+    const texts: string[] = [];
+    const ends: number[] = [];
+    tail.finish();
+    await tail.run({
+      lines: async () => assert.fail('all of it is plain ASCII'),
+      text: async (text, end) => {
+        texts.push(text);
+        ends.push(...linesOfText(text, end).ends);
+      },
+      partial: async () => assert.fail('no partial expected'),
+    });
+    assert.ok(texts.length >= 5, `${texts.length} pieces`);
+    for (const text of texts) {
+      assert.ok(
+        text.length <= 64 * 1024 || !text.includes('\n'),
+        'only a single long line exceeds a piece',
+      );
+    }
+    assert.equal(texts.join('\n'), parts.join('\n'));
+    const expected: number[] = [];
+    for (let i = content.indexOf('\n'); i >= 0; i = content.indexOf('\n', i + 1))
+      expected.push(i + 1);
+    assert.deepEqual(ends, expected);
+  });
 });

@@ -20,10 +20,11 @@ WORKDIR /opt/cuttle
 COPY package.json package-lock.json .prebuil[t] ./
 # A registry mirror for npm, e.g. --build-arg NPM_CONFIG_REGISTRY=https://npm.example.com/
 ARG NPM_CONFIG_REGISTRY
+# --omit=optional: typescript (dev) is also valibot's optional peer, which npm would install.
 RUN if [ -d node_modules ]; then \
       echo "using the node_modules from .prebuilt/"; \
     else \
-      npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force; \
+      npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund && npm cache clean --force; \
     fi
 
 COPY dist/ ./dist/

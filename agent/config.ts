@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { closest, distance } from 'fastest-levenshtein';
-import { z } from 'zod';
-import { CuttleError } from '../protocol/index.js';
+import * as v from 'valibot';
+import { CuttleError, READABLE_ISSUES } from '../protocol/index.js';
 import { isListenAddress, LISTEN_ADDRESS_HINT } from './listen-address.js';
 
 export const DEFAULTS = {
@@ -37,65 +37,81 @@ export const DEFAULTS = {
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 
-export const configSchema = z
-  .object({
-    server: z.string().url('must be a ws:// or wss:// URL'),
-    token: z.string().min(1).optional(),
-    tokenFile: z.string().min(1).optional(),
-    home: z.string().min(1).default(DEFAULTS.home),
-    name: z
-      .string()
-      .min(1)
-      .default(() => hostname()),
-    capacity: z.coerce.number().int().min(1).max(256).default(DEFAULTS.capacity),
-    serverCertSha256: z
-      .string()
-      .regex(/^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/, 'must be 64 hex digits, colons optional')
-      .optional(),
-    ca: z.string().min(1).optional(),
-    allowInsecure: z.boolean().default(DEFAULTS.allowInsecure),
-    exitWhenDrained: z.boolean().default(DEFAULTS.exitWhenDrained),
-    graceSeconds: z.coerce.number().int().min(0).default(DEFAULTS.graceSeconds),
-    logLevel: z.enum(LOG_LEVELS).default(DEFAULTS.logLevel),
-    logFormat: z.enum(['text', 'json']).default(DEFAULTS.logFormat),
-    allowHostExecution: z.boolean().default(DEFAULTS.allowHostExecution),
-    maxArtifactBytes: z.coerce.number().int().min(0).default(DEFAULTS.maxArtifactBytes),
-    packageCacheBytes: z.coerce.number().int().min(0).default(DEFAULTS.packageCacheBytes),
-    toolImageMounts: z.boolean().default(DEFAULTS.toolImageMounts),
-    toolVersionsKept: z.coerce.number().int().min(1).default(DEFAULTS.toolVersionsKept),
-    toolImageRepository: z.string().min(1).default(DEFAULTS.toolImageRepository),
-    toolImagePullPolicy: z
-      .enum(['always', 'if-not-present', 'never'])
-      .default(DEFAULTS.toolImagePullPolicy),
-    metricsListen: z.string().refine(isListenAddress, `must be ${LISTEN_ADDRESS_HINT}`).optional(),
-    journalLimitBytes: z.coerce
-      .number()
-      .int()
-      .min(1024 * 1024)
-      .default(DEFAULTS.journalLimitBytes),
-    allowedImages: z.array(z.string().min(1)).default(() => []),
-    allowedPullPolicies: z.array(z.enum(['always', 'if-not-present', 'never'])).default(() => []),
-    builtImagesMaxCount: z.coerce.number().int().min(1).default(DEFAULTS.builtImagesMaxCount),
-    builtImagesMaxBytes: z.coerce.number().int().min(0).optional(),
-    prepull: z.array(z.string().min(1)).default(() => []),
-    allowPrivileged: z.boolean().default(DEFAULTS.allowPrivileged),
-    allowHostNamespaces: z.boolean().default(DEFAULTS.allowHostNamespaces),
-    allowedCapabilities: z.array(z.string().min(1)).default(() => []),
-    allowDevices: z.boolean().default(DEFAULTS.allowDevices),
-    allowUnconfined: z.boolean().default(DEFAULTS.allowUnconfined),
-    allowedBindMounts: z
-      .array(z.string().regex(/^\//, 'must be absolute host paths'))
-      .default(() => []),
-    allowVolumesFrom: z.boolean().default(DEFAULTS.allowVolumesFrom),
-  })
-  .strict();
+const PULL_POLICIES = ['always', 'if-not-present', 'never'] as const;
+const nonEmpty = v.pipe(v.string(), v.minLength(1));
+const nonEmptyList = v.optional(v.array(nonEmpty), () => []);
+/**
+ * A number from a file, a variable or a flag: the text is converted as `Number()` does, then must
+ * be a safe integer of at least `min` (what zod's `z.coerce.number().int().min()` did).
+ */
+const countFrom = (min: number) =>
+  v.pipe(
+    v.unknown(),
+    v.transform((value) => Number(value)),
+    v.number(),
+    v.safeInteger(),
+    v.minValue(min),
+  );
 
-export type AgentConfig = Omit<z.output<typeof configSchema>, 'token' | 'tokenFile'> & {
+export const configSchema = v.strictObject({
+  // Checked and kept trimmed, with tabs and newlines taken out, as zod's `.url()` did.
+  server: v.pipe(
+    v.string(),
+    v.trim(),
+    v.url('must be a ws:// or wss:// URL'),
+    v.transform((url) => url.replace(/[\t\n\r]/g, '')),
+  ),
+  token: v.optional(nonEmpty),
+  tokenFile: v.optional(nonEmpty),
+  home: v.optional(nonEmpty, DEFAULTS.home),
+  name: v.optional(nonEmpty, () => hostname()),
+  capacity: v.optional(v.pipe(countFrom(1), v.maxValue(256)), DEFAULTS.capacity),
+  serverCertSha256: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/, 'must be 64 hex digits, colons optional'),
+    ),
+  ),
+  ca: v.optional(nonEmpty),
+  allowInsecure: v.optional(v.boolean(), DEFAULTS.allowInsecure),
+  exitWhenDrained: v.optional(v.boolean(), DEFAULTS.exitWhenDrained),
+  graceSeconds: v.optional(countFrom(0), DEFAULTS.graceSeconds),
+  logLevel: v.optional(v.picklist(LOG_LEVELS), DEFAULTS.logLevel),
+  logFormat: v.optional(v.picklist(['text', 'json']), DEFAULTS.logFormat),
+  allowHostExecution: v.optional(v.boolean(), DEFAULTS.allowHostExecution),
+  maxArtifactBytes: v.optional(countFrom(0), DEFAULTS.maxArtifactBytes),
+  packageCacheBytes: v.optional(countFrom(0), DEFAULTS.packageCacheBytes),
+  toolImageMounts: v.optional(v.boolean(), DEFAULTS.toolImageMounts),
+  toolVersionsKept: v.optional(countFrom(1), DEFAULTS.toolVersionsKept),
+  toolImageRepository: v.optional(nonEmpty, DEFAULTS.toolImageRepository),
+  toolImagePullPolicy: v.optional(v.picklist(PULL_POLICIES), DEFAULTS.toolImagePullPolicy),
+  metricsListen: v.optional(
+    v.pipe(v.string(), v.check(isListenAddress, `must be ${LISTEN_ADDRESS_HINT}`)),
+  ),
+  journalLimitBytes: v.optional(countFrom(1024 * 1024), DEFAULTS.journalLimitBytes),
+  allowedImages: nonEmptyList,
+  allowedPullPolicies: v.optional(v.array(v.picklist(PULL_POLICIES)), () => []),
+  builtImagesMaxCount: v.optional(countFrom(1), DEFAULTS.builtImagesMaxCount),
+  builtImagesMaxBytes: v.optional(countFrom(0)),
+  prepull: nonEmptyList,
+  allowPrivileged: v.optional(v.boolean(), DEFAULTS.allowPrivileged),
+  allowHostNamespaces: v.optional(v.boolean(), DEFAULTS.allowHostNamespaces),
+  allowedCapabilities: nonEmptyList,
+  allowDevices: v.optional(v.boolean(), DEFAULTS.allowDevices),
+  allowUnconfined: v.optional(v.boolean(), DEFAULTS.allowUnconfined),
+  allowedBindMounts: v.optional(
+    v.array(v.pipe(v.string(), v.regex(/^\//, 'must be absolute host paths'))),
+    () => [],
+  ),
+  allowVolumesFrom: v.optional(v.boolean(), DEFAULTS.allowVolumesFrom),
+});
+
+export type AgentConfig = Omit<v.InferOutput<typeof configSchema>, 'token' | 'tokenFile'> & {
   token: string;
 };
 
-type ConfigKey = keyof z.input<typeof configSchema>;
-const CONFIG_KEYS = Object.keys(configSchema.shape).filter(isConfigKey);
+type ConfigKey = keyof v.InferInput<typeof configSchema>;
+const CONFIG_KEYS = Object.keys(configSchema.entries).filter(isConfigKey);
 /** Lists: comma-separated in a variable, a repeated flag on the command line. */
 const LIST_KEYS = new Set<string>([
   'allowedImages',
@@ -117,7 +133,7 @@ const BOOLEAN_KEYS = new Set<string>([
 ]);
 
 function isConfigKey(key: string): key is ConfigKey {
-  return key in configSchema.shape;
+  return key in configSchema.entries;
 }
 
 /** A configuration value is missing or wrong; the message names the key and where it came from. */
@@ -172,19 +188,26 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     merged[key] = value;
     origin[key] = `--${flagName(key)}`;
   }
-  const parsed = configSchema.safeParse(merged);
+  const parsed = v.safeParse(configSchema, merged, READABLE_ISSUES);
   if (!parsed.success) {
-    const messages = parsed.error.issues.map((issue) => {
-      if (issue.code === 'unrecognized_keys') {
-        return issue.keys.map((k) => `${origin[k] ?? k}: unknown key${suggest(k)}`).join('; ');
+    const messages = parsed.issues.map((issue) => {
+      if (issue.type === 'strict_object' && issue.expected === 'never') {
+        // valibot reports the first unknown key; name them all.
+        return Object.keys(merged)
+          .filter((k) => !Object.hasOwn(configSchema.entries, k))
+          .map((k) => `${origin[k] ?? k}: unknown key${suggest(k)}`)
+          .join('; ');
       }
-      const key = String(issue.path[0] ?? '');
+      const first = issue.path?.[0]?.key;
+      const key = typeof first === 'string' ? first : '';
       const where = origin[key] ?? `${key} (--${flagName(key)} or ${envName(key)})`;
       return `${where}: ${issue.message}`;
     });
-    throw new ConfigError(`invalid configuration: ${messages.join('; ')}`, { cause: parsed.error });
+    throw new ConfigError(`invalid configuration: ${messages.join('; ')}`, {
+      cause: new v.ValiError(parsed.issues),
+    });
   }
-  const { token, tokenFile, ...rest } = parsed.data;
+  const { token, tokenFile, ...rest } = parsed.output;
   return { ...rest, token: resolveToken(token, tokenFile) };
 }
 

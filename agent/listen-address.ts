@@ -38,7 +38,7 @@ export function parseListenAddress(text: string, name = '--metrics-listen'): Lis
   return { host, port };
 }
 
-/** For a zod refinement: true when `parseListenAddress` accepts the text. */
+/** For a schema check: true when `parseListenAddress` accepts the text. */
 export function isListenAddress(text: string): boolean {
   try {
     parseListenAddress(text);

@@ -3,39 +3,43 @@
  * before the step starts) and `OutputCheckpoint` (how far its output was journalled, written with
  * each event). Both are read back from the journal and validated here.
  */
-import { z } from 'zod';
+import * as v from 'valibot';
 import { LOG_LEVELS } from '../protocol/index.js';
 
-export const runInfoSchema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('container'),
-    containerId: z.string().min(1),
-    workFolder: z.string().min(1),
-    image: z.string().min(1),
-    /** When the task left the queue (its timeout counts from there). */
-    preparedAt: z.number(),
-  }),
-  z.object({ kind: z.literal('host'), workFolder: z.string().min(1), preparedAt: z.number() }),
-]);
-export type RunInfo = z.output<typeof runInfoSchema>;
+const nonEmpty = v.pipe(v.string(), v.minLength(1));
+const finite = v.pipe(v.number(), v.finite());
+const byteCount = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 
-export const outputCheckpointSchema = z.object({
+export const runInfoSchema = v.variant('kind', [
+  v.object({
+    kind: v.literal('container'),
+    containerId: nonEmpty,
+    workFolder: nonEmpty,
+    image: nonEmpty,
+    /** When the task left the queue (its timeout counts from there). */
+    preparedAt: finite,
+  }),
+  v.object({ kind: v.literal('host'), workFolder: nonEmpty, preparedAt: finite }),
+]);
+export type RunInfo = v.InferOutput<typeof runInfoSchema>;
+
+export const outputCheckpointSchema = v.object({
   /** Bytes of the stdout and stderr files whose lines are in the journal. */
-  out: z.number().int().min(0),
-  err: z.number().int().min(0),
+  out: byteCount,
+  err: byteCount,
   /** A long line of this stream was sent in part; its rest comes first. */
-  open: z.enum(['stdout', 'stderr']).optional(),
-  level: z.enum(LOG_LEVELS).optional(),
-  marks: z.array(z.object({ path: z.string(), name: z.string() })).optional(),
+  open: v.optional(v.picklist(['stdout', 'stderr'])),
+  level: v.optional(v.picklist(LOG_LEVELS)),
+  marks: v.optional(v.array(v.object({ path: v.string(), name: v.string() }))),
 });
-export type OutputCheckpoint = z.output<typeof outputCheckpointSchema>;
+export type OutputCheckpoint = v.InferOutput<typeof outputCheckpointSchema>;
 
 export function parseRunInfo(value: unknown): RunInfo | undefined {
-  const parsed = runInfoSchema.safeParse(value);
-  return parsed.success ? parsed.data : undefined;
+  const parsed = v.safeParse(runInfoSchema, value);
+  return parsed.success ? parsed.output : undefined;
 }
 
 export function parseCheckpoint(value: unknown): OutputCheckpoint | undefined {
-  const parsed = outputCheckpointSchema.safeParse(value);
-  return parsed.success ? parsed.data : undefined;
+  const parsed = v.safeParse(outputCheckpointSchema, value);
+  return parsed.success ? parsed.output : undefined;
 }

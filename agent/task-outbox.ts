@@ -4,6 +4,7 @@
  * agent's memory does not grow with a slow or absent server; only the journal on disk does, up to a
  * limit past which the step's output is paused (never dropped).
  */
+import * as v from 'valibot';
 import { eventSchema, MAX_UNACKED_BYTES, MAX_UNACKED_EVENTS } from '../protocol/index.js';
 import type { TaskJournal } from '../workspace/index.js';
 
@@ -156,6 +157,6 @@ export class TaskOutbox {
 function artifactOf(text: Buffer): { sha256: string; size: number } | undefined {
   // "kind" comes right after type, taskId, seq and time: no need to scan a whole log batch.
   if (!text.subarray(0, 400).includes('"kind":"artifact"')) return undefined;
-  const parsed = eventSchema.safeParse(JSON.parse(text.toString('utf8')));
-  return parsed.success && parsed.data.kind === 'artifact' ? parsed.data : undefined;
+  const parsed = v.safeParse(eventSchema, JSON.parse(text.toString('utf8')));
+  return parsed.success && parsed.output.kind === 'artifact' ? parsed.output : undefined;
 }

@@ -2,7 +2,7 @@
  * Text and binary frames to validated messages and back. Decoding is the boundary: nothing past it
  * sees an unvalidated object.
  */
-import type { z } from 'zod';
+import * as v from 'valibot';
 import { CuttleError, InvalidMessageError } from './errors.js';
 import {
   agentMessageSchema,
@@ -15,9 +15,13 @@ import {
   type Task,
 } from './messages.js';
 
-const SERVER_TYPES = new Set(serverMessageSchema.options.map((o) => o.shape.type.value));
-const AGENT_TYPES = new Set(
-  agentMessageSchema.options.flatMap((o) => ('options' in o ? ['event'] : [o.shape.type.value])),
+const SERVER_TYPES = new Set<string>(
+  serverMessageSchema.options.map((o) => o.entries.type.literal),
+);
+const AGENT_TYPES = new Set<string>(
+  agentMessageSchema.options.flatMap((o) =>
+    o.type === 'variant' ? ['event'] : [o.entries.type.literal],
+  ),
 );
 
 /** A `task` with a usable taskId that is otherwise not a valid task: answered with `rejected`. */
@@ -30,11 +34,64 @@ export class InvalidTaskError extends CuttleError {
   }
 }
 
-/** Formats zod issues as `task.container.image: expected string`, the way a user reads a path. */
-export function describeIssues(prefix: string, error: z.ZodError): string {
-  return error.issues
+/**
+ * How valibot words an issue nobody gave a message of its own. What was received is named by its
+ * type, as zod did (a wrong-typed field may hold a secret, or a megabyte); only a short string
+ * given for one of a list of keywords is quoted, and numbers out of range are shown.
+ */
+function issueMessage(issue: v.BaseIssue<unknown>): string {
+  if (issue.path?.[0]?.origin === 'key') {
+    return issue.expected === 'never' ? 'unknown key' : 'required';
+  }
+  if (issue.kind === 'schema') {
+    const expected = issue.expected ?? '';
+    if (issue.type === 'picklist' || issue.type === 'variant') {
+      // `("bash" | "sh")`, or one option without the parentheses.
+      const options = expected.replace(/^\((.*)\)$/, '$1');
+      return `expected one of ${options}, received ${keyword(issue.input)}`;
+    }
+    const type = expected === 'Object' || expected === 'Array' ? expected.toLowerCase() : expected;
+    return `expected ${type}, received ${typeOf(issue.input)}`;
+  }
+  switch (issue.type) {
+    case 'min_length':
+      return issue.requirement === 1
+        ? 'must not be empty'
+        : `expected a length of ${issue.expected}, received ${issue.received}`;
+    case 'min_value':
+      return `too small: expected ${issue.expected}, received ${issue.received}`;
+    case 'max_value':
+      return `too big: expected ${issue.expected}, received ${issue.received}`;
+    case 'safe_integer':
+      return Number.isInteger(issue.input)
+        ? `too big: expected an integer below 2^53, received ${issue.received}`
+        : `expected an integer, received ${issue.received}`;
+    case 'finite':
+      return `expected a finite number, received ${issue.received}`;
+    default:
+      return issue.message;
+  }
+}
+
+function typeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  if (Number.isNaN(value)) return 'NaN';
+  return typeof value;
+}
+
+function keyword(value: unknown): string {
+  return typeof value === 'string' && value.length <= 40 ? JSON.stringify(value) : typeOf(value);
+}
+
+/** Parse options for input whose errors a user reads: messages from `issueMessage`. */
+export const READABLE_ISSUES: v.Config<v.BaseIssue<unknown>> = { message: issueMessage };
+
+/** Formats issues as `task.container.image: expected string, received number`, path first. */
+export function describeIssues(prefix: string, issues: readonly v.BaseIssue<unknown>[]): string {
+  return issues
     .map((issue) => {
-      const path = [prefix, ...issue.path.map(String)].filter((p) => p !== '').join('.');
+      const path = [prefix, v.getDotPath(issue) ?? ''].filter((p) => p !== '').join('.');
       return `${path}: ${issue.message}`;
     })
     .join('; ');
@@ -61,12 +118,12 @@ function refOf(object: Record<string, unknown>): string | undefined {
   return typeof ref === 'string' || typeof ref === 'number' ? String(ref) : undefined;
 }
 
-function decodeWith<T>(
+function decodeWith<TSchema extends v.GenericSchema>(
   text: string,
   knownTypes: Set<string>,
-  schema: z.ZodType<T>,
+  schema: TSchema,
   onTask?: (object: Record<string, unknown>) => void,
-): T {
+): v.InferOutput<TSchema> {
   const object = parseObject(text);
   const type = object.type;
   if (typeof type !== 'string') {
@@ -76,16 +133,16 @@ function decodeWith<T>(
     throw new InvalidMessageError('unknown-type', `unknown message type "${type}"`, refOf(object));
   }
   onTask?.(object);
-  const parsed = schema.safeParse(object);
+  const parsed = v.safeParse(schema, object, READABLE_ISSUES);
   if (!parsed.success) {
     throw new InvalidMessageError(
       'invalid-message',
-      describeIssues(type, parsed.error),
+      describeIssues(type, parsed.issues),
       refOf(object),
-      { cause: parsed.error },
+      { cause: new v.ValiError(parsed.issues) },
     );
   }
-  return parsed.data;
+  return parsed.output;
 }
 
 /**
@@ -95,18 +152,18 @@ function decodeWith<T>(
 export function decodeServerMessage(text: string): ServerMessage {
   return decodeWith(text, SERVER_TYPES, serverMessageSchema, (object) => {
     if (object.type !== 'task') return;
-    const id = taskIdSchema.safeParse(object.taskId);
+    const id = v.safeParse(taskIdSchema, object.taskId, READABLE_ISSUES);
     if (!id.success) {
       throw new InvalidMessageError(
         'invalid-message',
-        describeIssues('task.taskId', id.error),
+        describeIssues('task.taskId', id.issues),
         undefined,
       );
     }
-    const task = taskSchema.safeParse(object);
+    const task = v.safeParse(taskSchema, object, READABLE_ISSUES);
     if (!task.success) {
-      throw new InvalidTaskError(id.data, describeIssues('task', task.error), {
-        cause: task.error,
+      throw new InvalidTaskError(id.output, describeIssues('task', task.issues), {
+        cause: new v.ValiError(task.issues),
       });
     }
   });
@@ -119,13 +176,13 @@ export function decodeAgentMessage(text: string): AgentMessage {
 
 /** Validates a task given as an object (a file or an HTTP body), with the same errors. */
 export function parseTask(value: unknown): Task {
-  const parsed = taskSchema.safeParse(value);
+  const parsed = v.safeParse(taskSchema, value, READABLE_ISSUES);
   if (!parsed.success) {
-    throw new CuttleError('invalid-task', describeIssues('task', parsed.error), {
-      cause: parsed.error,
+    throw new CuttleError('invalid-task', describeIssues('task', parsed.issues), {
+      cause: new v.ValiError(parsed.issues),
     });
   }
-  return parsed.data;
+  return parsed.output;
 }
 
 export function encodeMessage(message: AgentMessage | ServerMessage): string {

@@ -1,9 +1,9 @@
 /**
- * Every message of protocol v1 (PROTOCOL.md) as a zod schema, so the types and the runtime
- * validation at the boundary come from one definition. Unknown fields are stripped, which is how
- * "unknown fields are ignored" is honoured.
+ * Every message of protocol v1 (PROTOCOL.md) as a valibot schema, so the types and the runtime
+ * validation at the boundary come from one definition. Unknown fields are stripped (`v.object`),
+ * which is how "unknown fields are ignored" is honoured.
  */
-import { z } from 'zod';
+import * as v from 'valibot';
 import { ERROR_CODES } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -20,159 +20,190 @@ export const MAX_UNACKED_BYTES = 8 * 1024 * 1024;
 export const MAX_LOG_LINE_BYTES = 128 * 1024;
 
 export const TASK_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
-export const taskIdSchema = z
-  .string()
-  .regex(TASK_ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ -');
+export const taskIdSchema = v.pipe(
+  v.string(),
+  v.regex(TASK_ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ -'),
+);
 
-const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits');
-const seqSchema = z.number().int().min(1);
-const errorCodeSchema = z.enum(ERROR_CODES);
+// Integers must be safe integers (below 2^53) and other numbers finite, as with zod before.
+const int = v.pipe(v.number(), v.safeInteger());
+const intFrom = (min: number) => v.pipe(v.number(), v.safeInteger(), v.minValue(min));
+const intBetween = (min: number, max: number) =>
+  v.pipe(v.number(), v.safeInteger(), v.minValue(min), v.maxValue(max));
+const nonEmpty = v.pipe(v.string(), v.minLength(1));
+const sha256Schema = v.pipe(
+  v.string(),
+  v.regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits'),
+);
+const seqSchema = intFrom(1);
+const sizeSchema = intFrom(0);
+const transferSchema = intBetween(0, 0xffffffff);
+const errorCodeSchema = v.picklist(ERROR_CODES);
 
 // ---- Server to agent -------------------------------------------------------------------------
 
-export const welcomeSchema = z.object({
-  type: z.literal('welcome'),
-  sessionId: z.string(),
-  heartbeatMs: z.number().int().min(100).max(600_000).default(DEFAULT_HEARTBEAT_MS),
-  resume: z.array(z.object({ taskId: taskIdSchema, fromSeq: seqSchema })).default([]),
+export const welcomeSchema = v.object({
+  type: v.literal('welcome'),
+  sessionId: v.string(),
+  heartbeatMs: v.optional(intBetween(100, 600_000), DEFAULT_HEARTBEAT_MS),
+  resume: v.optional(v.array(v.object({ taskId: taskIdSchema, fromSeq: seqSchema })), []),
 });
 
-export const variableSchema = z.object({
-  name: z.string().min(1),
-  value: z.string(),
-  sensitive: z.boolean().default(false),
+export const variableSchema = v.object({
+  name: nonEmpty,
+  value: v.string(),
+  sensitive: v.optional(v.boolean(), false),
 });
 
-export const feedSchema = z.object({
-  registry: z.string().optional(),
-  username: z.string().optional(),
-  password: z.string().optional(),
+const feedObjectSchema = v.object({
+  registry: v.optional(v.string()),
+  username: v.optional(v.string()),
+  password: v.optional(v.string()),
+});
+/**
+ * `v.object` takes an array as an object without the keys; zod refused it. Every other object here
+ * has a required key (or, the container, must name one source), so an array fails there anyway;
+ * this one has none, so it is refused first.
+ */
+export const feedSchema = v.pipe(
+  v.custom<v.InferInput<typeof feedObjectSchema>>(
+    (value) => !Array.isArray(value),
+    'expected object, received array',
+  ),
+  feedObjectSchema,
+);
+
+export const pullPolicySchema = v.picklist(['always', 'if-not-present', 'never']);
+
+export const gitSourceSchema = v.object({
+  url: nonEmpty,
+  ref: v.optional(nonEmpty),
+  dockerfile: v.optional(nonEmpty, 'Dockerfile'),
+  context: v.optional(nonEmpty, '.'),
 });
 
-export const pullPolicySchema = z.enum(['always', 'if-not-present', 'never']);
-
-export const gitSourceSchema = z.object({
-  url: z.string().min(1),
-  ref: z.string().min(1).optional(),
-  dockerfile: z.string().min(1).default('Dockerfile'),
-  context: z.string().min(1).default('.'),
-});
-
-export const containerSchema = z
-  .object({
-    image: z.string().min(1).optional(),
-    feed: feedSchema.optional(),
-    pullPolicy: pullPolicySchema.default('always'),
-    dockerfile: z.string().min(1).optional(),
-    git: gitSourceSchema.optional(),
-  })
-  .refine(
+export const containerSchema = v.pipe(
+  v.object({
+    image: v.optional(nonEmpty),
+    feed: v.optional(feedSchema),
+    pullPolicy: v.optional(pullPolicySchema, 'always'),
+    dockerfile: v.optional(nonEmpty),
+    git: v.optional(gitSourceSchema),
+  }),
+  v.check(
     (c) => [c.image, c.dockerfile, c.git].filter((x) => x !== undefined).length === 1,
     'give exactly one of image, dockerfile, git',
-  );
+  ),
+);
 
-export const packageSchema = z.object({
-  name: z
-    .string()
-    .min(1)
-    .refine((n) => !n.includes('/') && n !== '.' && n !== '..', 'must be a plain file name'),
+export const packageSchema = v.object({
+  name: v.pipe(
+    v.string(),
+    v.minLength(1),
+    v.check((n) => !n.includes('/') && n !== '.' && n !== '..', 'must be a plain file name'),
+  ),
   sha256: sha256Schema,
-  size: z.number().int().min(0),
+  size: sizeSchema,
 });
 
-export const toolSchema = z.object({
-  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ -'),
-  version: z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/, 'must be a version such as 28.1.0'),
-  libc: z.enum(['glibc', 'musl']).optional(),
-  bundle: z.object({ sha256: sha256Schema, size: z.number().int().min(0) }),
+export const toolSchema = v.object({
+  name: v.pipe(
+    v.string(),
+    v.regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ -'),
+  ),
+  version: v.pipe(
+    v.string(),
+    v.regex(/^[A-Za-z0-9._+-]{1,64}$/, 'must be a version such as 28.1.0'),
+  ),
+  libc: v.optional(v.picklist(['glibc', 'musl'])),
+  bundle: v.object({ sha256: sha256Schema, size: sizeSchema }),
 });
 
-export const taskSchema = z.object({
-  type: z.literal('task'),
+export const taskSchema = v.object({
+  type: v.literal('task'),
   taskId: taskIdSchema,
-  name: z.string().default(''),
-  script: z.object({ syntax: z.enum(['bash', 'sh']), body: z.string() }),
-  variables: z.array(variableSchema).default([]),
-  container: containerSchema.optional(),
-  packages: z.array(packageSchema).default([]),
-  tool: toolSchema.optional(),
-  timeoutMs: z.number().int().min(1).optional(),
+  name: v.optional(v.string(), ''),
+  script: v.object({ syntax: v.picklist(['bash', 'sh']), body: v.string() }),
+  variables: v.optional(v.array(variableSchema), []),
+  container: v.optional(containerSchema),
+  packages: v.optional(v.array(packageSchema), []),
+  tool: v.optional(toolSchema),
+  timeoutMs: v.optional(intFrom(1)),
 });
 
-export const cancelSchema = z.object({ type: z.literal('cancel'), taskId: taskIdSchema });
-export const ackSchema = z.object({
-  type: z.literal('ack'),
+export const cancelSchema = v.object({ type: v.literal('cancel'), taskId: taskIdSchema });
+export const ackSchema = v.object({
+  type: v.literal('ack'),
   taskId: taskIdSchema,
-  seq: z.number().int().min(0),
+  seq: intFrom(0),
 });
-export const drainSchema = z.object({ type: z.literal('drain') });
-export const blobMissingSchema = z.object({
-  type: z.literal('blob-missing'),
+export const drainSchema = v.object({ type: v.literal('drain') });
+export const blobMissingSchema = v.object({
+  type: v.literal('blob-missing'),
   sha256: sha256Schema,
 });
 
 // ---- Either direction ------------------------------------------------------------------------
 
-export const errorMessageSchema = z.object({
-  type: z.literal('error'),
-  code: z.string(),
-  message: z.string(),
-  ref: z.string().optional(),
-  transfer: z.number().int().min(0).optional(),
+export const errorMessageSchema = v.object({
+  type: v.literal('error'),
+  code: v.string(),
+  message: v.string(),
+  ref: v.optional(v.string()),
+  transfer: v.optional(intFrom(0)),
 });
 
-export const blobBeginSchema = z.object({
-  type: z.literal('blob-begin'),
-  transfer: z.number().int().min(0).max(0xffffffff),
+export const blobBeginSchema = v.object({
+  type: v.literal('blob-begin'),
+  transfer: transferSchema,
   sha256: sha256Schema,
-  size: z.number().int().min(0),
+  size: sizeSchema,
 });
 
-export const blobEndSchema = z.object({
-  type: z.literal('blob-end'),
-  transfer: z.number().int().min(0).max(0xffffffff),
+export const blobEndSchema = v.object({
+  type: v.literal('blob-end'),
+  transfer: transferSchema,
 });
 
 // ---- Agent to server -------------------------------------------------------------------------
 
-export const dockerCapabilitySchema = z.object({
-  version: z.string(),
-  apiVersion: z.string(),
-  os: z.string(),
-  arch: z.string(),
-  imageMounts: z.boolean(),
+export const dockerCapabilitySchema = v.object({
+  version: v.string(),
+  apiVersion: v.string(),
+  os: v.string(),
+  arch: v.string(),
+  imageMounts: v.boolean(),
 });
 
-export const helloSchema = z.object({
-  type: z.literal('hello'),
-  protocol: z.number().int(),
-  agent: z.object({ id: z.string().min(1), name: z.string(), version: z.string() }),
-  capacity: z.number().int().min(1),
-  capabilities: z.object({
-    docker: dockerCapabilitySchema.nullable(),
-    hostExecution: z.boolean(),
-    shells: z.array(z.string()),
-    tools: z.array(z.object({ name: z.string(), version: z.string() })).default([]),
+export const helloSchema = v.object({
+  type: v.literal('hello'),
+  protocol: int,
+  agent: v.object({ id: nonEmpty, name: v.string(), version: v.string() }),
+  capacity: intFrom(1),
+  capabilities: v.object({
+    docker: v.nullable(dockerCapabilitySchema),
+    hostExecution: v.boolean(),
+    shells: v.array(v.string()),
+    tools: v.optional(v.array(v.object({ name: v.string(), version: v.string() })), []),
   }),
-  tasks: z
-    .array(
-      z.object({ taskId: taskIdSchema, lastSeq: z.number().int().min(0), finished: z.boolean() }),
-    )
-    .default([]),
+  tasks: v.optional(
+    v.array(v.object({ taskId: taskIdSchema, lastSeq: intFrom(0), finished: v.boolean() })),
+    [],
+  ),
 });
 
-export const acceptedSchema = z.object({ type: z.literal('accepted'), taskId: taskIdSchema });
-export const rejectedSchema = z.object({
-  type: z.literal('rejected'),
+export const acceptedSchema = v.object({ type: v.literal('accepted'), taskId: taskIdSchema });
+export const rejectedSchema = v.object({
+  type: v.literal('rejected'),
   taskId: taskIdSchema,
-  code: z.enum(['invalid-task', 'draining']),
-  message: z.string(),
+  code: v.picklist(['invalid-task', 'draining']),
+  message: v.string(),
 });
-export const blobRequestSchema = z.object({
-  type: z.literal('blob-request'),
+export const blobRequestSchema = v.object({
+  type: v.literal('blob-request'),
   sha256: sha256Schema,
 });
-export const drainedSchema = z.object({ type: z.literal('drained') });
+export const drainedSchema = v.object({ type: v.literal('drained') });
 
 export const TASK_STATES = [
   'queued',
@@ -188,57 +219,57 @@ export const LOG_LEVELS = ['verbose', 'info', 'highlight', 'wait', 'warning', 'e
 export const OUTCOMES = ['success', 'failure', 'cancelled', 'timeout', 'error'] as const;
 
 const eventBase = {
-  type: z.literal('event'),
+  type: v.literal('event'),
   taskId: taskIdSchema,
   seq: seqSchema,
-  time: z.string(),
+  time: v.string(),
 };
 
-export const stateEventSchema = z.object({
+export const stateEventSchema = v.object({
   ...eventBase,
-  kind: z.literal('state'),
-  state: z.enum(TASK_STATES),
+  kind: v.literal('state'),
+  state: v.picklist(TASK_STATES),
 });
-export const logEventSchema = z.object({
+export const logEventSchema = v.object({
   ...eventBase,
-  kind: z.literal('log'),
-  stream: z.enum(LOG_STREAMS),
-  level: z.enum(LOG_LEVELS),
-  lines: z.array(z.string()),
-  partial: z.boolean().optional(),
+  kind: v.literal('log'),
+  stream: v.picklist(LOG_STREAMS),
+  level: v.picklist(LOG_LEVELS),
+  lines: v.array(v.string()),
+  partial: v.optional(v.boolean()),
 });
-export const progressEventSchema = z.object({
+export const progressEventSchema = v.object({
   ...eventBase,
-  kind: z.literal('progress'),
-  activity: z.enum(['pull', 'build', 'transfer', 'script']),
-  message: z.string(),
-  percent: z.number().min(0).max(100).optional(),
+  kind: v.literal('progress'),
+  activity: v.picklist(['pull', 'build', 'transfer', 'script']),
+  message: v.string(),
+  percent: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(100))),
 });
-export const variableEventSchema = z.object({
+export const variableEventSchema = v.object({
   ...eventBase,
-  kind: z.literal('variable'),
-  name: z.string(),
-  value: z.string(),
-  sensitive: z.boolean(),
+  kind: v.literal('variable'),
+  name: v.string(),
+  value: v.string(),
+  sensitive: v.boolean(),
 });
-export const artifactEventSchema = z.object({
+export const artifactEventSchema = v.object({
   ...eventBase,
-  kind: z.literal('artifact'),
-  name: z.string(),
-  path: z.string(),
-  size: z.number().int().min(0),
+  kind: v.literal('artifact'),
+  name: v.string(),
+  path: v.string(),
+  size: sizeSchema,
   sha256: sha256Schema,
 });
-export const resultEventSchema = z.object({
+export const resultEventSchema = v.object({
   ...eventBase,
-  kind: z.literal('result'),
-  outcome: z.enum(OUTCOMES),
-  exitCode: z.number().int().nullable(),
-  error: z.object({ code: errorCodeSchema, message: z.string() }).optional(),
-  durationMs: z.number().min(0),
+  kind: v.literal('result'),
+  outcome: v.picklist(OUTCOMES),
+  exitCode: v.nullable(int),
+  error: v.optional(v.object({ code: errorCodeSchema, message: v.string() })),
+  durationMs: v.pipe(v.number(), v.finite(), v.minValue(0)),
 });
 
-export const eventSchema = z.discriminatedUnion('kind', [
+export const eventSchema = v.variant('kind', [
   stateEventSchema,
   logEventSchema,
   progressEventSchema,
@@ -247,7 +278,7 @@ export const eventSchema = z.discriminatedUnion('kind', [
   resultEventSchema,
 ]);
 
-export const serverMessageSchema = z.discriminatedUnion('type', [
+export const serverMessageSchema = v.variant('type', [
   welcomeSchema,
   taskSchema,
   cancelSchema,
@@ -259,7 +290,7 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   blobMissingSchema,
 ]);
 
-export const agentMessageSchema = z.discriminatedUnion('type', [
+export const agentMessageSchema = v.variant('type', [
   helloSchema,
   acceptedSchema,
   rejectedSchema,
@@ -271,41 +302,41 @@ export const agentMessageSchema = z.discriminatedUnion('type', [
   drainedSchema,
 ]);
 
-export type Welcome = z.output<typeof welcomeSchema>;
-export type Task = z.output<typeof taskSchema>;
-export type TaskInput = z.input<typeof taskSchema>;
-export type TaskVariable = z.output<typeof variableSchema>;
-export type ContainerSpec = z.output<typeof containerSchema>;
-export type PullPolicy = z.output<typeof pullPolicySchema>;
-export type GitSource = z.output<typeof gitSourceSchema>;
-export type PackageRef = z.output<typeof packageSchema>;
-export type ToolRef = z.output<typeof toolSchema>;
-export type Cancel = z.output<typeof cancelSchema>;
-export type Ack = z.output<typeof ackSchema>;
-export type Drain = z.output<typeof drainSchema>;
-export type ErrorMessage = z.output<typeof errorMessageSchema>;
-export type BlobBegin = z.output<typeof blobBeginSchema>;
-export type BlobEnd = z.output<typeof blobEndSchema>;
-export type BlobMissing = z.output<typeof blobMissingSchema>;
-export type BlobRequest = z.output<typeof blobRequestSchema>;
-export type Hello = z.output<typeof helloSchema>;
-export type DockerCapability = z.output<typeof dockerCapabilitySchema>;
-export type Accepted = z.output<typeof acceptedSchema>;
-export type Rejected = z.output<typeof rejectedSchema>;
-export type Drained = z.output<typeof drainedSchema>;
-export type TaskEvent = z.output<typeof eventSchema>;
-export type StateEvent = z.output<typeof stateEventSchema>;
-export type LogEvent = z.output<typeof logEventSchema>;
-export type ProgressEvent = z.output<typeof progressEventSchema>;
-export type VariableEvent = z.output<typeof variableEventSchema>;
-export type ArtifactEvent = z.output<typeof artifactEventSchema>;
-export type ResultEvent = z.output<typeof resultEventSchema>;
+export type Welcome = v.InferOutput<typeof welcomeSchema>;
+export type Task = v.InferOutput<typeof taskSchema>;
+export type TaskInput = v.InferInput<typeof taskSchema>;
+export type TaskVariable = v.InferOutput<typeof variableSchema>;
+export type ContainerSpec = v.InferOutput<typeof containerSchema>;
+export type PullPolicy = v.InferOutput<typeof pullPolicySchema>;
+export type GitSource = v.InferOutput<typeof gitSourceSchema>;
+export type PackageRef = v.InferOutput<typeof packageSchema>;
+export type ToolRef = v.InferOutput<typeof toolSchema>;
+export type Cancel = v.InferOutput<typeof cancelSchema>;
+export type Ack = v.InferOutput<typeof ackSchema>;
+export type Drain = v.InferOutput<typeof drainSchema>;
+export type ErrorMessage = v.InferOutput<typeof errorMessageSchema>;
+export type BlobBegin = v.InferOutput<typeof blobBeginSchema>;
+export type BlobEnd = v.InferOutput<typeof blobEndSchema>;
+export type BlobMissing = v.InferOutput<typeof blobMissingSchema>;
+export type BlobRequest = v.InferOutput<typeof blobRequestSchema>;
+export type Hello = v.InferOutput<typeof helloSchema>;
+export type DockerCapability = v.InferOutput<typeof dockerCapabilitySchema>;
+export type Accepted = v.InferOutput<typeof acceptedSchema>;
+export type Rejected = v.InferOutput<typeof rejectedSchema>;
+export type Drained = v.InferOutput<typeof drainedSchema>;
+export type TaskEvent = v.InferOutput<typeof eventSchema>;
+export type StateEvent = v.InferOutput<typeof stateEventSchema>;
+export type LogEvent = v.InferOutput<typeof logEventSchema>;
+export type ProgressEvent = v.InferOutput<typeof progressEventSchema>;
+export type VariableEvent = v.InferOutput<typeof variableEventSchema>;
+export type ArtifactEvent = v.InferOutput<typeof artifactEventSchema>;
+export type ResultEvent = v.InferOutput<typeof resultEventSchema>;
 export type TaskState = (typeof TASK_STATES)[number];
 export type LogStream = (typeof LOG_STREAMS)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type Outcome = (typeof OUTCOMES)[number];
-export type ServerMessage = z.output<typeof serverMessageSchema>;
-export type AgentMessage = z.output<typeof agentMessageSchema>;
+export type ServerMessage = v.InferOutput<typeof serverMessageSchema>;
+export type AgentMessage = v.InferOutput<typeof agentMessageSchema>;
 
 /** An event's payload before the journal gives it `taskId`, `seq` and `time`. */
 type WithoutEnvelope<T> = T extends unknown ? Omit<T, 'type' | 'taskId' | 'seq' | 'time'> : never;

@@ -22,6 +22,7 @@ import {
 } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as v from 'valibot';
 import {
   eventSchema,
   hashFile,
@@ -141,7 +142,7 @@ export class TaskJournal {
   ): Promise<TaskJournal[]> {
     const journals: TaskJournal[] = [];
     for (const name of await readdir(journalDir)) {
-      if (!taskIdSchema.safeParse(name).success) continue;
+      if (!v.is(taskIdSchema, name)) continue;
       try {
         journals.push(await TaskJournal.load(join(journalDir, name)));
       } catch (error) {
@@ -177,16 +178,16 @@ export class TaskJournal {
       if (newline < 0) break; // torn last record
       const line = content.subarray(position, newline).toString('utf8');
       const tab = line.indexOf('\t');
-      const parsed = eventSchema.safeParse(safeJson(tab < 0 ? line : line.slice(0, tab)));
+      const parsed = v.safeParse(eventSchema, safeJson(tab < 0 ? line : line.slice(0, tab)));
       // A compacted journal starts after its acknowledged events.
-      if (parsed.success && offsets.length === 1 && position === 0) base = parsed.data.seq - 1;
+      if (parsed.success && offsets.length === 1 && position === 0) base = parsed.output.seq - 1;
       if (
         !parsed.success ||
-        parsed.data.seq !== base + offsets.length ||
-        parsed.data.taskId !== task.taskId
+        parsed.output.seq !== base + offsets.length ||
+        parsed.output.taskId !== task.taskId
       )
         break;
-      if (parsed.data.kind === 'result') finished = true;
+      if (parsed.output.kind === 'result') finished = true;
       if (tab >= 0) checkpoint = safeJson(line.slice(tab + 1));
       position = newline + 1;
       offsets.push(position);

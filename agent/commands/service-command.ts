@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
+import * as v from 'valibot';
 import { configSchema, type AgentConfig } from '../config.js';
 import { withFlagErrors } from '../parse-flags.js';
 import { applyActions } from '../service/executor.js';
@@ -408,7 +409,7 @@ function isServiceHome(home: string): boolean {
 /** The settings that differ from the defaults (so later defaults apply), server and token first. */
 export function configFileText(config: AgentConfig): string {
   const defaults = new Map<string, unknown>(
-    Object.entries(configSchema.parse({ server: config.server })),
+    Object.entries(v.parse(configSchema, { server: config.server })),
   );
   const { server, token, ...rest } = config;
   const kept: Record<string, unknown> = { server, token };

@@ -1,6 +1,7 @@
 /** `cuttle submit FILE --follow`: sends a task to a reference server's HTTP API and follows it. */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import * as v from 'valibot';
 import { withFlagErrors } from '../parse-flags.js';
 import { CuttleError, eventSchema } from '../../protocol/index.js';
 import { formatEvent } from '../event-printer.js';
@@ -61,7 +62,7 @@ export async function submitCommand(args: string[]): Promise<number> {
     const lines = (pending + decoder.decode(chunk, { stream: true })).split('\n');
     pending = lines.pop() ?? '';
     for (const line of lines.filter((l) => l.trim() !== '')) {
-      const event = eventSchema.parse(JSON.parse(line));
+      const event = v.parse(eventSchema, JSON.parse(line));
       for (const text of formatEvent(event)) console.log(text);
       if (event.kind === 'result') outcome = event.outcome;
     }

@@ -12,17 +12,17 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { eventSchema, rejectedSchema, taskSchema, type TaskEvent } from '../messages.js';
 import { TASK_STATUSES, type PersistedTask } from './task-record.js';
 
-const persistedTaskSchema = z.object({
+const persistedTaskSchema = v.object({
   task: taskSchema,
-  status: z.enum(TASK_STATUSES),
-  agentId: z.string().optional(),
-  submittedAt: z.string(),
-  cancelRequested: z.boolean().default(false),
-  rejected: rejectedSchema.optional(),
+  status: v.picklist(TASK_STATUSES),
+  agentId: v.optional(v.string()),
+  submittedAt: v.string(),
+  cancelRequested: v.optional(v.boolean(), false),
+  rejected: v.optional(rejectedSchema),
 });
 
 const NEWLINE = Buffer.from('\n');
@@ -107,9 +107,9 @@ export class TaskStore {
     const loaded: LoadedTask[] = [];
     for (const id of ids.sort()) {
       const persisted = await readJson(join(this.taskDir(id), 'task.json'));
-      const parsed = persistedTaskSchema.safeParse(persisted);
-      if (!parsed.success || parsed.data.task.taskId !== id) continue;
-      loaded.push({ persisted: parsed.data, events: await this.#loadEvents(id) });
+      const parsed = v.safeParse(persistedTaskSchema, persisted);
+      if (!parsed.success || parsed.output.task.taskId !== id) continue;
+      loaded.push({ persisted: parsed.output, events: await this.#loadEvents(id) });
     }
     return loaded;
   }
@@ -124,9 +124,9 @@ export class TaskStore {
     const events: TaskEvent[] = [];
     for (const line of text.split('\n')) {
       if (line === '') continue;
-      const event = eventSchema.safeParse(parseJsonLine(line));
-      if (!event.success || event.data.seq !== events.length + 1) break;
-      events.push(event.data);
+      const event = v.safeParse(eventSchema, parseJsonLine(line));
+      if (!event.success || event.output.seq !== events.length + 1) break;
+      events.push(event.output);
     }
     return events;
   }

@@ -3,6 +3,7 @@
  * stored events. Tests and the CLI see it through the read-only `TaskHandle`.
  */
 import { EventEmitter } from 'node:events';
+import * as v from 'valibot';
 import {
   eventSchema,
   type Accepted,
@@ -140,7 +141,7 @@ export class TaskRecord implements TaskHandle {
   /** Stored events, in seq order. */
   get events(): readonly TaskEvent[] {
     for (let i = this.#parsed.length; i < this.#texts.length; i++) {
-      this.#parsed.push(eventSchema.parse(JSON.parse(this.#texts[i] ?? '')));
+      this.#parsed.push(v.parse(eventSchema, JSON.parse(this.#texts[i] ?? '')));
     }
     return this.#parsed;
   }

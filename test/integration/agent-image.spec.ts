@@ -113,8 +113,10 @@ async function buildNodeBase(docker: DockerClient): Promise<void> {
 }
 
 /**
- * Copies the production packages of package-lock.json (not `dev`) from the host's node_modules,
- * each without its nested node_modules (those are entries of their own, copied when production).
+ * Copies the production packages of package-lock.json from the host's node_modules, each without
+ * its nested node_modules (those are entries of their own, copied when production): what the
+ * Dockerfile's `npm ci --omit=dev --omit=optional` installs, so not `dev`, `optional` or
+ * `devOptional` (typescript is one: a dev dependency and valibot's optional peer).
  */
 async function copyProductionModules(target: string): Promise<number> {
   const lock: unknown = JSON.parse(await readFile(join(REPO_ROOT, 'package-lock.json'), 'utf8'));
@@ -122,7 +124,14 @@ async function copyProductionModules(target: string): Promise<number> {
   assert.ok(isRecord(packages), 'package-lock.json has no "packages" (lockfile v2 or later)');
   let copied = 0;
   for (const [path, entry] of Object.entries(packages)) {
-    if (!path.startsWith('node_modules/') || !isRecord(entry) || entry.dev === true) continue;
+    if (
+      !path.startsWith('node_modules/') ||
+      !isRecord(entry) ||
+      entry.dev === true ||
+      entry.optional === true ||
+      entry.devOptional === true
+    )
+      continue;
     const source = join(REPO_ROOT, path);
     // Optional packages for other platforms are in the lock but not on disk.
     if (

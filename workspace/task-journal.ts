@@ -271,10 +271,15 @@ export class TaskJournal {
         await target.close();
       }
       await rename(temp, path);
-      await this.#handle.close();
+      // The new file is open before the old handle goes, and handle, offsets and base change
+      // together: read() is not serialized with compaction, and one made between closing and
+      // reopening failed with EBADF, which stopped the outbox until the next connection.
+      const replaced = this.#handle;
       this.#handle = await open(path, 'a+', 0o600);
       this.#offsets = this.#offsets.slice(keepFrom).map((offset) => offset - start);
       this.#base += keepFrom;
+      // A read already under way on the old handle finishes first (FileHandle.close waits).
+      await replaced.close();
     });
   }
 

@@ -114,6 +114,53 @@ describe('TaskJournal', () => {
     await loaded?.close();
   });
 
+  it('reads events from disk while it compacts, before and after the files are swapped', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    // 20 MiB of events: more than the journal keeps in memory (8 MiB), so the oldest are read
+    // from the file, as an outbox that fell behind reads them.
+    const line = 'x'.repeat(100 * 1024);
+    const texts: string[] = [];
+    for (let i = 1; i <= 200; i++) {
+      const entry = await journal.append({
+        kind: 'log',
+        stream: 'stdout',
+        level: 'info',
+        lines: [`${i} ${line}`],
+      });
+      texts.push(entry.text);
+    }
+    let compacting = true;
+    let reads = 0;
+    const failures: unknown[] = [];
+    const pending: Promise<void>[] = [];
+    // A read of an event that stays (111) and is only on disk, started at every turn of the event
+    // loop while the compaction runs, so some start between its steps.
+    const readEachTurn = (): void => {
+      if (!compacting) return;
+      pending.push(
+        journal.read(111).then(
+          (bytes) => {
+            assert.equal(bytes.toString('utf8'), texts[110]);
+            reads += 1;
+          },
+          (error: unknown) => {
+            failures.push(error);
+          },
+        ),
+      );
+      setImmediate(readEachTurn);
+    };
+    readEachTurn();
+    await journal.compact(110, 0);
+    compacting = false;
+    await Promise.all(pending);
+    assert.deepEqual(failures, []);
+    assert.ok(reads > 1, `${reads} reads during the compaction`);
+    assert.equal((await journal.read(111)).toString('utf8'), texts[110]);
+    await assert.rejects(journal.read(110), WorkspaceError, 'the compaction happened');
+    await journal.close();
+  });
+
   it('drops acknowledged events when compacted, and loads the compacted file', async () => {
     const journal = await TaskJournal.create(dir, task);
     const texts: string[] = [];

@@ -50,6 +50,8 @@ export interface SessionHost {
   onBlobReceived(session: AgentSession, blob: ReceivedBlob): void;
   onClose(session: AgentSession, code: number, reason: string): void;
   onFailure(error: CuttleError): void;
+  /** Every message received so far is handled (the time to send acknowledgements). */
+  onInboxEmpty(session: AgentSession): void;
 }
 
 export class AgentSession {
@@ -192,6 +194,7 @@ export class AgentSession {
           this.#paused = false;
           this.#ws.resume();
         }
+        if (this.#pending === 0) this.#host.onInboxEmpty(this);
       });
   }
 

@@ -47,7 +47,7 @@ export interface ReferenceServerOptions {
   tls?: { key: string | Buffer; cert: string | Buffer };
   dataDir: string;
   heartbeatMs?: number;
-  /** Acknowledge each event as soon as it is stored (default). Tests turn it off to hold acks. */
+  /** Acknowledge stored events (default; see ACK_EVERY_EVENTS). Tests turn it off to hold acks. */
   autoAck?: boolean;
   /** Serve the HTTP API (see http-api.ts) on the same port. */
   httpApi?: boolean;
@@ -63,6 +63,13 @@ const CLOSE_GRACE_MS = 1000;
 
 /** Defaults in one place. */
 const DEFAULTS = { host: '127.0.0.1', port: 0, autoAck: true, httpApi: false, pushWhenFull: false };
+/**
+ * Acks are cumulative, so one covers every event stored before it: sent when the agent's messages
+ * so far are all handled, or after this many events of one task while they keep coming (well
+ * inside the agent's window of 512 events or 8 MiB). One ack per event was a message each way per
+ * log batch, a measurable share of both sides' CPU on busy logs.
+ */
+const ACK_EVERY_EVENTS = 32;
 
 export type SubmitInput = Omit<TaskInput, 'type'> & { type?: 'task' };
 
@@ -118,6 +125,8 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
   readonly #draining = new Set<string>();
   readonly #drainWaiters: { remaining: Set<string>; resolve: () => void }[] = [];
   readonly #tasks = new Map<string, TaskRecord>();
+  /** Tasks with events stored (or received again) and not acknowledged yet, per connection. */
+  readonly #acksDue = new Map<AgentSession, Set<TaskRecord>>();
   /** Ids of `pending` tasks, oldest first. */
   readonly #queue: string[] = [];
   readonly #wss: WebSocketServer;
@@ -412,6 +421,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
     },
     onClose: (session, code, reason) => {
       this.#sessions.delete(session);
+      this.#acksDue.delete(session);
       const agentId = session.agentId;
       if (agentId !== undefined && this.#agents.get(agentId) === session) {
         this.#agents.delete(agentId);
@@ -421,7 +431,20 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
     onFailure: (error) => {
       this.emit('server-error', error);
     },
+    onInboxEmpty: (session) => this.#sendAcks(session),
   };
+
+  /** Acknowledges, once each, every task of `session` with events received since its last ack. */
+  #sendAcks(session: AgentSession): void {
+    const due = this.#acksDue.get(session);
+    if (due === undefined) return;
+    this.#acksDue.delete(session);
+    for (const record of due) {
+      if (this.#sessionOf(record) !== session) continue;
+      record.acked = record.lastSeq;
+      session.post({ type: 'ack', taskId: record.taskId, seq: record.lastSeq });
+    }
+  }
 
   async #onHello(session: AgentSession, hello: Hello): Promise<void> {
     const agentId = hello.agent.id;
@@ -547,8 +570,10 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
     });
     if (!stored) return;
     if (this.#autoAck) {
-      record.acked = record.lastSeq;
-      session.post({ type: 'ack', taskId: record.taskId, seq: record.lastSeq });
+      let due = this.#acksDue.get(session);
+      if (due === undefined) this.#acksDue.set(session, (due = new Set()));
+      due.add(record);
+      if (record.lastSeq - record.acked >= ACK_EVERY_EVENTS) this.#sendAcks(session);
     }
     if (event.kind === 'result') this.#pump();
   }

@@ -30,7 +30,7 @@ import {
 import type { AgentConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { BlobFetcher } from './blob-fetcher.js';
-import { AgentMetrics } from './metrics.js';
+import type { AgentMetrics } from './metrics.js';
 import { parseCheckpoint, parseRunInfo, type RunInfo } from './run-state.js';
 import { ServerChannel } from './server-channel.js';
 import { DEFAULT_OUTBOX_LIMITS, TaskOutbox } from './task-outbox.js';
@@ -65,7 +65,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #blobs: BlobFetcher;
   readonly #images: ImageResolver;
   readonly #tools: ToolStore;
-  readonly #metrics: AgentMetrics;
+  /** Only when they are served (--metrics-listen): prom-client is not even loaded otherwise. */
+  readonly #metrics: AgentMetrics | undefined;
   #welcomed = false;
   /** Step containers whose removal failed (the engine was away), removed once it answers. */
   readonly #leftovers = new Set<string>();
@@ -88,10 +89,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     home: AgentHome,
     logger: Logger,
     docker: DockerClient,
-    metrics: AgentMetrics,
+    metrics: AgentMetrics | undefined,
   ) {
     super();
-    this.#metrics = metrics;
     this.#metrics = metrics;
     this.#config = config;
     this.home = home;
@@ -182,14 +182,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     options: { metrics?: AgentMetrics } = {},
   ): Promise<Agent> {
     const home = await AgentHome.open(config.home);
-    const agent = new Agent(
-      config,
-      home,
-      logger,
-      DockerClient.connect(),
-      options.metrics ?? new AgentMetrics({ defaultMetrics: false }),
-    );
-    agent.#metrics.journalBacklog(() => {
+    const agent = new Agent(config, home, logger, DockerClient.connect(), options.metrics);
+    agent.#metrics?.journalBacklog(() => {
       let backlog = 0;
       for (const held of agent.#held.values())
         backlog += held.journal.lastSeq - held.outbox.ackedSeq;
@@ -229,7 +223,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (!agent.#stopping) {
         logger.warn('disconnected from the server', { reason: info.reason, code: info.code });
       }
-      agent.#metrics.connectionState(false);
+      agent.#metrics?.connectionState(false);
       for (const held of agent.#held.values()) held.outbox.disconnected();
       agent.#blobs.onDisconnect();
       void agent.#probeEngine();
@@ -290,7 +284,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     try {
       const wasDown = this.#warnedEngine && this.#engine === undefined;
       this.#engine = await this.#docker.engineInfo();
-      this.#metrics.engineAvailable(true);
+      this.#metrics?.engineAvailable(true);
       for (const id of [...this.#leftovers]) {
         await this.#docker.remove(id);
         this.#leftovers.delete(id);
@@ -313,7 +307,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.#warnedEngine = true;
       }
       this.#engine = undefined;
-      this.#metrics.engineAvailable(false);
+      this.#metrics?.engineAvailable(false);
     }
   }
 
@@ -367,7 +361,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         // No step had started (no run info is written before its container exists): start it.
         this.#start(taskId, false);
       } else {
-        this.#metrics.taskQueued(taskId);
+        this.#metrics?.taskQueued(taskId);
         this.#queue.push(taskId);
       }
     }
@@ -418,8 +412,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       sessionId: welcome.sessionId,
       resumed: welcome.resume.length,
     });
-    this.#metrics.connectionState(true);
-    if (this.#welcomed) this.#metrics.reconnected();
+    this.#metrics?.connectionState(true);
+    if (this.#welcomed) this.#metrics?.reconnected();
     this.#welcomed = true;
     const resume = new Map(welcome.resume.map((r) => [r.taskId, r.fromSeq]));
     this.#blobs.onWelcome();
@@ -530,7 +524,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.#running < this.config.capacity) {
       this.#start(taskId, false);
     } else {
-      this.#metrics.taskQueued(taskId);
+      this.#metrics?.taskQueued(taskId);
       this.#queue.push(taskId);
       await journal.append({ kind: 'state', state: 'queued' });
       held.outbox.pump();
@@ -551,7 +545,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       images: this.#images,
       tools: this.#tools,
       leftover: (containerId) => this.#leftovers.add(containerId),
-      metrics: this.#metrics.forTask(taskId),
+      metrics: this.#metrics?.forTask(taskId),
       imageMounts: {
         wanted: this.config.toolImageMounts,
         supported: this.#engine?.imageMounts ?? false,
@@ -573,7 +567,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (cancelled) run.cancel();
     held.run = run;
     this.#running += 1;
-    this.#metrics.taskStarted(taskId);
+    this.#metrics?.taskStarted(taskId);
     held.done = (
       resume === undefined
         ? run.run()

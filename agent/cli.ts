@@ -1,13 +1,10 @@
 #!/usr/bin/env node
 /** The `cuttle` command: dispatches to a sub-command and turns errors into a clear line and exit code. */
 import { CuttleError } from '../protocol/index.js';
-import { agentCommand, configFromArgs } from './commands/agent-command.js';
-import { prepullCommand } from './commands/prepull-command.js';
-import { serverCommand } from './commands/server-command.js';
-import { serviceCommand } from './commands/service-command.js';
-import { submitCommand } from './commands/submit-command.js';
-import { tryCommand } from './commands/try-command.js';
 import { agentVersion } from './version.js';
+
+// Each command is loaded when it runs: the daemon then never loads the reference server, the
+// systemd installer or the demo, which an idle agent would otherwise keep in memory.
 
 const USAGE = `usage: cuttle <command> [options]
 
@@ -25,9 +22,10 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'agent':
-      return agentCommand(rest);
-    case 'config':
+      return (await import('./commands/agent-command.js')).agentCommand(rest);
+    case 'config': {
       if (rest[0] !== 'check') break;
+      const { configFromArgs } = await import('./commands/agent-command.js');
       console.log(
         JSON.stringify(
           { ...configFromArgs(rest.slice(1), process.env), token: '<redacted>' },
@@ -36,16 +34,17 @@ async function main(argv: string[]): Promise<number> {
         ),
       );
       return 0;
+    }
     case 'try':
-      return tryCommand();
+      return (await import('./commands/try-command.js')).tryCommand();
     case 'server':
-      return serverCommand(rest);
+      return (await import('./commands/server-command.js')).serverCommand(rest);
     case 'submit':
-      return submitCommand(rest);
+      return (await import('./commands/submit-command.js')).submitCommand(rest);
     case 'prepull':
-      return prepullCommand(rest);
+      return (await import('./commands/prepull-command.js')).prepullCommand(rest);
     case 'service':
-      return serviceCommand(rest);
+      return (await import('./commands/service-command.js')).serviceCommand(rest);
     case 'version':
     case '--version':
       console.log(agentVersion());

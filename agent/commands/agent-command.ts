@@ -4,9 +4,9 @@ import { withFlagErrors } from '../parse-flags.js';
 import { Agent } from '../agent.js';
 import { loadConfig, type AgentConfig } from '../config.js';
 import { createLogger } from '../logger.js';
+import type { AgentMetrics } from '../metrics.js';
+import type { MetricsServer } from '../metrics-server.js';
 import { parseListenAddress } from '../listen-address.js';
-import { AgentMetrics } from '../metrics.js';
-import { startMetricsServer } from '../metrics-server.js';
 import { agentVersion } from '../version.js';
 
 export const AGENT_FLAGS = {
@@ -96,16 +96,11 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): AgentCon
 export async function agentCommand(args: string[]): Promise<number> {
   const config = configFromArgs(args, process.env);
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-  const metrics = new AgentMetrics({
-    version: agentVersion(),
-    defaultMetrics: config.metricsListen !== undefined,
-  });
-  const metricsServer =
-    config.metricsListen === undefined
-      ? undefined
-      : await startMetricsServer({ ...parseListenAddress(config.metricsListen), metrics });
-  if (metricsServer !== undefined)
-    logger.info('serving metrics', { url: `${metricsServer.url}/metrics` });
+  const served =
+    config.metricsListen === undefined ? undefined : await serveMetrics(config.metricsListen);
+  if (served !== undefined) logger.info('serving metrics', { url: `${served.server.url}/metrics` });
+  const metrics = served?.metrics;
+  const metricsServer = served?.server;
   const agent = await Agent.start(config, logger, { metrics });
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -142,4 +137,15 @@ export async function agentCommand(args: string[]): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     agent.once('exit', () => stop('drained'));
   });
+}
+
+/** Metrics and their HTTP server, loaded only when asked for: an agent without them is smaller. */
+async function serveMetrics(
+  listen: string,
+): Promise<{ metrics: AgentMetrics; server: MetricsServer }> {
+  const { AgentMetrics } = await import('../metrics.js');
+  const { startMetricsServer } = await import('../metrics-server.js');
+  const metrics = new AgentMetrics({ version: agentVersion(), defaultMetrics: true });
+  const server = await startMetricsServer({ ...parseListenAddress(listen), metrics });
+  return { metrics, server };
 }

@@ -24,6 +24,10 @@ export interface OutboxLimits {
   journalLimitBytes: number;
 }
 
+/** Pauses before sending again after a local failure (see #send). */
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
 export const DEFAULT_OUTBOX_LIMITS: OutboxLimits = {
   maxEvents: MAX_UNACKED_EVENTS,
   maxBytes: MAX_UNACKED_BYTES,
@@ -44,6 +48,9 @@ export class TaskOutbox {
   /** pump() was called while a send loop ran: run it once more when it ends. */
   #again = false;
   #roomWaiters: (() => void)[] = [];
+  /** Sends that failed in a row with the connection up, and the timer of the next attempt. */
+  #failures = 0;
+  #retry: NodeJS.Timeout | undefined;
 
   constructor(
     journal: TaskJournal,
@@ -78,6 +85,8 @@ export class TaskOutbox {
 
   disconnected(): void {
     this.#live = false;
+    clearTimeout(this.#retry);
+    this.#failures = 0;
   }
 
   /** A cumulative ack. Returns true when it completed the task. */
@@ -141,11 +150,22 @@ export class TaskOutbox {
         this.#next += 1;
         this.#inFlightBytes += this.journal.sizeOf(seq);
       }
+      this.#failures = 0;
     } catch (error) {
-      // Sending stops until the next welcome resumes from its fromSeq. A connection that went away
-      // is expected; anything else (the journal could not be read) is reported.
-      this.#live = false;
-      if (this.#channel.connected) this.#onError(error);
+      // A connection that went away is expected: sending resumes from the next welcome's fromSeq.
+      if (!this.#channel.connected) {
+        this.#live = false;
+        return;
+      }
+      // Anything else (the journal or an artifact could not be read) is reported once and retried
+      // with a growing pause, from the same event: a task never stops sending while the
+      // connection is up.
+      if (this.#failures === 0) this.#onError(error);
+      const pauseMs = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** this.#failures);
+      this.#failures += 1;
+      clearTimeout(this.#retry);
+      this.#retry = setTimeout(() => this.pump(), pauseMs);
+      this.#retry.unref();
     }
   }
 

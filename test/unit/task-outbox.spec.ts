@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TaskOutbox, type EventChannel } from '../../agent/task-outbox.js';
+import { parseTask } from '../../protocol/index.js';
+import { TaskJournal } from '../../workspace/index.js';
+
+const task = parseTask({ type: 'task', taskId: 'T-1', script: { syntax: 'sh', body: 'true' } });
+
+/**
+ * The connection as the outbox sees it (an interface of three members): records what is sent,
+ * fails the next `failures` text frames with a local error while staying connected, and with
+ * `dropOnNextSend` loses the connection in the middle of a send.
+ */
+class RecordingChannel implements EventChannel {
+  connected = true;
+  failures = 0;
+  dropOnNextSend = false;
+  readonly sent: number[] = [];
+
+  async sendText(text: Buffer): Promise<void> {
+    if (this.dropOnNextSend) {
+      this.dropOnNextSend = false;
+      this.connected = false;
+      throw new Error('connection lost while sending');
+    }
+    if (this.failures > 0) {
+      this.failures -= 1;
+      throw new Error('simulated local failure');
+    }
+    const parsed: unknown = JSON.parse(text.toString('utf8'));
+    assert.ok(typeof parsed === 'object' && parsed !== null && 'seq' in parsed);
+    assert.equal(typeof parsed.seq, 'number');
+    this.sent.push(Number(parsed.seq));
+  }
+
+  async sendBlob(): Promise<void> {
+    assert.fail('no artifacts in these tests');
+  }
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('TaskOutbox', () => {
+  let dir: string;
+  let journal: TaskJournal;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cuttle-outbox-'));
+    journal = await TaskJournal.create(dir, task);
+    for (let i = 1; i <= 5; i++) {
+      await journal.append({ kind: 'log', stream: 'stdout', level: 'info', lines: [`line ${i}`] });
+    }
+  });
+  afterEach(async () => {
+    await journal.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('retries after a local failure with the connection up, reports it once, and loses nothing', async () => {
+    const channel = new RecordingChannel();
+    channel.failures = 2;
+    const errors: unknown[] = [];
+    const outbox = new TaskOutbox(journal, channel, (error) => errors.push(error));
+    outbox.resume(1);
+    // Two failed attempts: 0.5 s, then 1 s of pause before the third.
+    await until(() => channel.sent.length === 5, 'all five events sent');
+    assert.deepEqual(channel.sent, [1, 2, 3, 4, 5]);
+    assert.equal(errors.length, 1, 'one report for failures in a row');
+    assert.ok(outbox.ack(5) === false, 'no result yet: the task is not complete');
+  });
+
+  it('waits for the next resume, without retrying, when the connection went away', async () => {
+    const channel = new RecordingChannel();
+    channel.dropOnNextSend = true;
+    const errors: unknown[] = [];
+    const outbox = new TaskOutbox(journal, channel, (error) => errors.push(error));
+    outbox.resume(1);
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    assert.deepEqual(channel.sent, [], 'nothing is sent while disconnected');
+    outbox.disconnected();
+    channel.connected = true;
+    outbox.resume(1);
+    await until(() => channel.sent.length === 5, 'all five events sent after the resume');
+    assert.deepEqual(errors, [], 'a lost connection is not an error');
+  });
+});

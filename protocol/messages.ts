@@ -230,12 +230,23 @@ export const stateEventSchema = v.object({
   kind: v.literal('state'),
   state: v.picklist(TASK_STATES),
 });
+/**
+ * One check for a whole `lines` array: a busy log's events carry thousands of lines, and checking
+ * each as a schema of its own (a result object per line, and a copy of the array) was most of the
+ * reference server's validation time.
+ */
+function isStringArray(value: unknown): boolean {
+  if (!Array.isArray(value)) return false;
+  for (const item of value) if (typeof item !== 'string') return false;
+  return true;
+}
+
 export const logEventSchema = v.object({
   ...eventBase,
   kind: v.literal('log'),
   stream: v.picklist(LOG_STREAMS),
   level: v.picklist(LOG_LEVELS),
-  lines: v.array(v.string()),
+  lines: v.custom<string[]>(isStringArray, 'expected an array of strings'),
   partial: v.optional(v.boolean()),
 });
 export const progressEventSchema = v.object({

@@ -203,6 +203,13 @@ describe('codec', () => {
         'T-42',
       );
       assert.match(error.message, /lines/);
+      const notAllStrings = expectInvalid(
+        () =>
+          decodeAgentMessage(JSON.stringify({ ...agentMessages[4], lines: ['fine', 7, 'fine'] })),
+        'invalid-message',
+        'T-42',
+      );
+      assert.match(notAllStrings.message, /lines: expected an array of strings/);
       expectInvalid(
         () =>
           decodeAgentMessage(

@@ -5,6 +5,7 @@
  * limit past which the step's output is paused (never dropped).
  */
 import * as v from 'valibot';
+import { Backoff } from '../protocol/backoff.js';
 import { eventSchema, MAX_UNACKED_BYTES, MAX_UNACKED_EVENTS } from '../protocol/index.js';
 import type { TaskJournal } from '../workspace/index.js';
 
@@ -23,10 +24,6 @@ export interface OutboxLimits {
   /** Unacknowledged bytes in the journal past which producers wait. */
   journalLimitBytes: number;
 }
-
-/** Pauses before sending again after a local failure (see #send). */
-const RETRY_FIRST_MS = 500;
-const RETRY_MAX_MS = 30_000;
 
 export const DEFAULT_OUTBOX_LIMITS: OutboxLimits = {
   maxEvents: MAX_UNACKED_EVENTS,
@@ -48,8 +45,9 @@ export class TaskOutbox {
   /** pump() was called while a send loop ran: run it once more when it ends. */
   #again = false;
   #roomWaiters: (() => void)[] = [];
-  /** Sends that failed in a row with the connection up, and the timer of the next attempt. */
-  #failures = 0;
+  /** After a send failed with the connection up: pauses (0.5 s doubling to 30 s) and the timer. */
+  readonly #retryBackoff = new Backoff();
+  #failing = false;
   #retry: NodeJS.Timeout | undefined;
 
   constructor(
@@ -86,7 +84,8 @@ export class TaskOutbox {
   disconnected(): void {
     this.#live = false;
     clearTimeout(this.#retry);
-    this.#failures = 0;
+    this.#failing = false;
+    this.#retryBackoff.reset();
   }
 
   /** A cumulative ack. Returns true when it completed the task. */
@@ -150,7 +149,8 @@ export class TaskOutbox {
         this.#next += 1;
         this.#inFlightBytes += this.journal.sizeOf(seq);
       }
-      this.#failures = 0;
+      this.#failing = false;
+      this.#retryBackoff.reset();
     } catch (error) {
       // A connection that went away is expected: sending resumes from the next welcome's fromSeq.
       if (!this.#channel.connected) {
@@ -160,11 +160,10 @@ export class TaskOutbox {
       // Anything else (the journal or an artifact could not be read) is reported once and retried
       // with a growing pause, from the same event: a task never stops sending while the
       // connection is up.
-      if (this.#failures === 0) this.#onError(error);
-      const pauseMs = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** this.#failures);
-      this.#failures += 1;
+      if (!this.#failing) this.#onError(error);
+      this.#failing = true;
       clearTimeout(this.#retry);
-      this.#retry = setTimeout(() => this.pump(), pauseMs);
+      this.#retry = setTimeout(() => this.pump(), this.#retryBackoff.next());
       this.#retry.unref();
     }
   }

@@ -69,7 +69,7 @@ describe('TaskOutbox', () => {
     const errors: unknown[] = [];
     const outbox = new TaskOutbox(journal, channel, (error) => errors.push(error));
     outbox.resume(1);
-    // Two failed attempts: 0.5 s, then 1 s of pause before the third.
+    // Two failed attempts: at most 0.5 s, then 1 s of pause before the third.
     await until(() => channel.sent.length === 5, 'all five events sent');
     assert.deepEqual(channel.sent, [1, 2, 3, 4, 5]);
     assert.equal(errors.length, 1, 'one report for failures in a row');

@@ -20,6 +20,7 @@ import { decodeAgentMessage, encodeMessage } from '../../protocol/codec.js';
 import { CuttleError } from '../../protocol/errors.js';
 import type { AgentMessage, Hello, ServerMessage, Welcome } from '../../protocol/messages.js';
 import { certificateFingerprint, formatFingerprint } from '../../protocol/tls-pin.js';
+import { eventually } from '../support/eventually.js';
 
 const TOKEN = 'secret-agent-token';
 
@@ -31,14 +32,6 @@ const hello = (): Hello => ({
   capabilities: { docker: null, hostExecution: false, shells: ['sh'], tools: [] },
   tasks: [],
 });
-
-async function eventually(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms: ${what}`);
-    await delay(5);
-  }
-}
 
 /** One agent connection as the fake server sees it. */
 class Peer {

@@ -61,56 +61,38 @@ describe('the CLI: cuttle server, cuttle submit --follow, cuttle try', function 
     ]);
     try {
       await agent.waitForOutput(/connected to the server/, 20_000);
-      const good = join(dir, 'good.json');
-      await writeFile(
-        good,
-        JSON.stringify({
-          script: { syntax: 'sh', body: 'echo from a file' },
-          container: { image: 'cuttle-demo:busybox', pullPolicy: 'never' },
-        }),
-      );
-      const submit = cli([
-        'submit',
-        good,
-        '--server',
-        `http://127.0.0.1:${port}`,
-        '--token',
-        'cli-token',
+      // `cuttle submit` of a task file, as a person runs it.
+      const submit = async (name: string, task: unknown, ...flags: string[]) => {
+        const file = join(dir, name);
+        await writeFile(file, JSON.stringify(task));
+        return cli([
+          'submit',
+          file,
+          '--server',
+          `http://127.0.0.1:${port}`,
+          '--token',
+          'cli-token',
+          ...flags,
+        ]);
+      };
+      const container = { image: 'cuttle-demo:busybox', pullPolicy: 'never' };
+      const good = await submit(
+        'good.json',
+        { script: { syntax: 'sh', body: 'echo from a file' }, container },
         '--follow',
-      ]);
-      assert.equal(await withTimeout(submit.exited, 60_000, 'submit to exit'), 0, submit.output());
-      assert.match(submit.output(), /\| from a file/);
-      assert.match(submit.output(), /\[result\] success/);
+      );
+      assert.equal(await withTimeout(good.exited, 60_000, 'submit to exit'), 0, good.output());
+      assert.match(good.output(), /\| from a file/);
+      assert.match(good.output(), /\[result\] success/);
 
-      const failing = join(dir, 'failing.json');
-      await writeFile(
-        failing,
-        JSON.stringify({
-          script: { syntax: 'sh', body: 'exit 4' },
-          container: { image: 'cuttle-demo:busybox', pullPolicy: 'never' },
-        }),
-      );
-      const second = cli([
-        'submit',
-        failing,
-        '--server',
-        `http://127.0.0.1:${port}`,
-        '--token',
-        'cli-token',
+      const second = await submit(
+        'failing.json',
+        { script: { syntax: 'sh', body: 'exit 4' }, container },
         '--follow',
-      ]);
+      );
       assert.equal(await withTimeout(second.exited, 60_000, 'submit to exit'), 1, second.output());
 
-      const invalid = join(dir, 'invalid.json');
-      await writeFile(invalid, JSON.stringify({ script: { syntax: 'zsh', body: 'x' } }));
-      const third = cli([
-        'submit',
-        invalid,
-        '--server',
-        `http://127.0.0.1:${port}`,
-        '--token',
-        'cli-token',
-      ]);
+      const third = await submit('invalid.json', { script: { syntax: 'zsh', body: 'x' } });
       assert.equal(await withTimeout(third.exited, 30_000, 'submit to exit'), 1);
       assert.match(third.output(), /script\.syntax/);
     } finally {

@@ -17,6 +17,7 @@ import {
   type ReferenceServerOptions,
 } from '../../protocol/reference-server/index.js';
 import { FakeAgent, HttpRefusal, makeHello } from '../support/fake-agent.js';
+import { eventually } from '../support/eventually.js';
 
 const TOKEN = 'test-token-1234';
 const TIME = '2026-11-22T14:30:05.120Z';
@@ -65,14 +66,6 @@ async function ackedThrough(agent: FakeAgent, taskId: string, seq: number): Prom
     );
     seqs.push(ack.seq);
     if (ack.seq >= seq) return seqs;
-  }
-}
-
-async function eventually(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms: ${what}`);
-    await delay(5);
   }
 }
 

@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as delay } from 'node:timers/promises';
 import winston from 'winston';
 import { Agent } from '../../agent/agent.js';
 import { loadConfig, type AgentConfig } from '../../agent/config.js';
@@ -34,6 +33,7 @@ import {
 } from '../../protocol/reference-server/index.js';
 import { sweepContainers } from './docker.js';
 import { withTimeout } from './with-timeout.js';
+import { eventually } from './eventually.js';
 
 export { withTimeout };
 
@@ -54,19 +54,7 @@ export async function makeTempDir(prefix: string): Promise<string> {
   return realpath(await mkdtemp(join(tmpdir(), `cuttle-e2e-${prefix}-`)));
 }
 
-/** Polls `check` until it holds, or fails the test after `timeoutMs`. */
-export async function eventually(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-  intervalMs = 25,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms: ${what}`);
-    await delay(intervalMs);
-  }
-}
+export { eventually };
 
 /** "1".."n" as strings. */
 export function numbered(n: number, prefix = ''): string[] {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { TaskOutbox, type EventChannel } from '../../agent/task-outbox.js';
 import { parseTask } from '../../protocol/index.js';
 import { TaskJournal } from '../../workspace/index.js';
+import { eventually } from '../support/eventually.js';
 
 const task = parseTask({ type: 'task', taskId: 'T-1', script: { syntax: 'sh', body: 'true' } });
 
@@ -40,14 +41,6 @@ class RecordingChannel implements EventChannel {
   }
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 describe('TaskOutbox', () => {
   let dir: string;
   let journal: TaskJournal;
@@ -70,7 +63,7 @@ describe('TaskOutbox', () => {
     const outbox = new TaskOutbox(journal, channel, (error) => errors.push(error));
     outbox.resume(1);
     // Two failed attempts: at most 0.5 s, then 1 s of pause before the third.
-    await until(() => channel.sent.length === 5, 'all five events sent');
+    await eventually(() => channel.sent.length === 5, 'all five events sent');
     assert.deepEqual(channel.sent, [1, 2, 3, 4, 5]);
     assert.equal(errors.length, 1, 'one report for failures in a row');
     assert.ok(outbox.ack(5) === false, 'no result yet: the task is not complete');
@@ -87,7 +80,7 @@ describe('TaskOutbox', () => {
     outbox.disconnected();
     channel.connected = true;
     outbox.resume(1);
-    await until(() => channel.sent.length === 5, 'all five events sent after the resume');
+    await eventually(() => channel.sent.length === 5, 'all five events sent after the resume');
     assert.deepEqual(errors, [], 'a lost connection is not an error');
   });
 });

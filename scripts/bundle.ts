@@ -5,9 +5,9 @@
  * runs (`agent/cli.ts` imports them dynamically; shared code goes to dist/agent/chunks/).
  *
  * Why: the idle agent keeps every loaded module's source text and compiled code in V8's heap, and
- * loading ~200 CommonJS files through Node's loader grows the young generation at start. One
- * bundle of the same code left the idle agent ~9 MiB smaller settled and ~14 MiB smaller at its
- * maximum (docs/performance.md).
+ * loading ~300 CommonJS files through Node's loader grows the young generation at start. The
+ * bundle left the idle agent ~7 MiB smaller settled and ~11-13 MiB smaller at its maximum (the
+ * commit that added this file has the figures).
  *
  * What stays outside the bundle, loaded from node_modules at run time:
  * - `bufferutil` and `utf-8-validate` (ws's optional native modules; their prebuilt binaries are

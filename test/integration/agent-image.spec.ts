@@ -176,12 +176,7 @@ async function buildAgentImage(tag: string, context: string): Promise<void> {
   // dist/agent/cli.js is the esbuild bundle, as `npm run build` makes it.
   await run(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(REPO_ROOT, 'scripts', 'bundle.ts'),
-      join(context, 'dist', 'agent'),
-    ],
+    ['--import', 'tsx', join(REPO_ROOT, 'scripts', 'bundle.ts'), join(context, 'dist', 'agent')],
     { timeout: 120_000 },
   );
   assert.ok((await copyProductionModules(join(context, '.prebuilt'))) > 0, 'no packages copied');

@@ -87,6 +87,8 @@ export function bundleOptions(outdir: string): BuildOptions {
     absWorkingDir: ROOT,
     entryPoints: [join(ROOT, 'agent', 'cli.ts')],
     outdir,
+    // One level below cli.js, as the tsc build's agent/commands/: `cuttle service` finds cli.js
+    // as '../cli.js' from its own file, and version.ts walks up from its file to package.json.
     chunkNames: 'chunks/[name]-[hash]',
     bundle: true,
     splitting: true,

@@ -17,10 +17,14 @@
  * left untouched until an ssh:// host is used. node_modules is not patched. If a later version
  * moves these files, nothing is deferred and dockerode loads as before (the unit test
  * `dockerode-loader.spec.ts` then fails, as the memory it saves would be lost).
+ *
+ * The esbuild bundle that `npm run build` ships as dist/agent/cli.js does not use this module: it
+ * bundles dockerode and compiles the same stand-ins (`dockerode-deferred.ts`) in place of those
+ * files (`scripts/bundle.ts`, which imports `dockerode-bundled.ts` instead of this file).
  */
 import Module, { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import type Dockerode from 'dockerode';
+import { deferredExports, resolveDockerodeFile } from './dockerode-deferred.js';
 
 const require = createRequire(import.meta.url);
 
@@ -30,24 +34,15 @@ export const Docker: typeof Dockerode = loadDockerode();
 function loadDockerode(): typeof Dockerode {
   // Each file is resolved as its package requires it (a path relative to the package's main
   // file), and docker-modem from dockerode's own location, where it is really installed.
-  const dockerode = resolveFrom(fileURLToPath(import.meta.url), 'dockerode');
-  const modem = resolveFrom(dockerode, 'docker-modem');
-  for (const file of [resolveFrom(dockerode, './session'), resolveFrom(modem, './ssh')]) {
+  for (const file of [
+    resolveDockerodeFile('dockerode', './session'),
+    resolveDockerodeFile('docker-modem', './ssh'),
+  ]) {
     if (file !== undefined) deferModule(file);
   }
   const loaded: unknown = require('dockerode');
   if (!isDockerodeConstructor(loaded)) throw new TypeError('dockerode did not export a class');
   return loaded;
-}
-
-/** Where `request` resolves from the module file `base`, or undefined when it does not. */
-function resolveFrom(base: string | undefined, request: string): string | undefined {
-  if (base === undefined) return undefined;
-  try {
-    return createRequire(base).resolve(request);
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -57,46 +52,16 @@ function resolveFrom(base: string | undefined, request: string): string | undefi
 function deferModule(filename: string): void {
   const cache = require.cache;
   if (cache[filename] !== undefined) return;
-  let real: unknown;
-  const load = (): object => {
-    if (real === undefined) {
-      // The stand-in holds the real module's cache entry: make way, then load the module.
-      if (cache[filename]?.exports === standIn) delete cache[filename];
-      real = require(filename);
-    }
-    if ((typeof real !== 'object' && typeof real !== 'function') || real === null) {
-      throw new TypeError(`${filename} exports neither an object nor a function`);
-    }
-    return real;
-  };
-  const loadFunction = (): Callable => {
-    const target = load();
-    if (!isCallable(target)) throw new TypeError(`${filename} exports no function`);
-    return target;
-  };
-  // A function target, so that the stand-in can be called and constructed like the real export.
-  const standIn: unknown = new Proxy(function deferred() {}, {
-    apply: (_target, thisArg, args: unknown[]): unknown =>
-      Reflect.apply(loadFunction(), thisArg, args),
-    construct: (_target, args: unknown[]): object => {
-      const Real = loadFunction();
-      return new Real(...args);
-    },
-    get: (_target, property): unknown => Reflect.get(load(), property),
-    has: (_target, property) => Reflect.has(load(), property),
+  const standIn = deferredExports(filename, () => {
+    // The stand-in holds the real module's cache entry: make way, then load the module.
+    if (cache[filename]?.exports === standIn) delete cache[filename];
+    return require(filename);
   });
   const entry = new Module(filename);
   entry.filename = filename;
   entry.exports = standIn;
   entry.loaded = true;
   cache[filename] = entry;
-}
-
-/** A module's exports that are a function (called, or used as a class). */
-type Callable = (new (...args: unknown[]) => object) & ((...args: unknown[]) => unknown);
-
-function isCallable(value: unknown): value is Callable {
-  return typeof value === 'function';
 }
 
 function isDockerodeConstructor(value: unknown): value is typeof Dockerode {

@@ -154,8 +154,8 @@ async function copyProductionModules(target: string): Promise<number> {
 
 /**
  * Builds the agent image with the docker CLI (so .dockerignore applies, as for an operator) from a
- * context holding the repository's Dockerfile, .dockerignore and package files, a fresh compile of
- * the sources, and the production node_modules under `.prebuilt/`.
+ * context holding the repository's Dockerfile, .dockerignore and package files, a fresh compile and
+ * bundle of the sources, and the production node_modules under `.prebuilt/`.
  */
 async function buildAgentImage(tag: string, context: string): Promise<void> {
   for (const file of ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json']) {
@@ -171,6 +171,12 @@ async function buildAgentImage(tag: string, context: string): Promise<void> {
       '--outDir',
       join(context, 'dist'),
     ],
+    { timeout: 120_000 },
+  );
+  // dist/agent/cli.js is the esbuild bundle, as `npm run build` makes it.
+  await run(
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'scripts', 'bundle.ts'), join(context, 'dist', 'agent')],
     { timeout: 120_000 },
   );
   assert.ok((await copyProductionModules(join(context, '.prebuilt'))) > 0, 'no packages copied');

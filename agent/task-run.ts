@@ -33,11 +33,13 @@ import {
   checkOptionsPolicy,
   translateContainerOptions,
   type DockerClient,
+  type ImageRequest,
   type ImageResolver,
   type ResolveHooks,
   type OptionsPolicy,
   type TranslatedOptions,
 } from '../images/index.js';
+import { bothSettled } from './both-settled.js';
 import type { Logger } from './logger.js';
 import type { TaskMetrics } from './metrics.js';
 import { Masker } from './masker.js';
@@ -231,25 +233,16 @@ export class TaskRun {
         'this worker cannot reach its Docker engine (DOCKER_HOST or /var/run/docker.sock); start the engine, or give the agent access to its socket',
       );
     }
-    const { ref: image } = await this.#ctx.images.resolve(
-      task.container,
-      this.#resolveHooks(),
-      this.#abort.signal,
+    // The work folder and the step's files do not depend on the image: they are written while the
+    // image, packages and tool are made ready. Both settle before a failure is thrown, so that
+    // cleanup finds the folder (docs/performance.md, round 7).
+    const [{ image, tool }, { workFolder, files }] = await bothSettled(
+      this.#prepareImage(docker, task.container),
+      this.#createWorkFolder().then(async (folder) => ({
+        workFolder: folder,
+        files: await writeStepFiles(folder, task),
+      })),
     );
-    this.#image = image;
-    if (task.tool?.libc !== undefined) await this.#ctx.images.checkToolLibc(image, task.tool);
-    this.#throwIfStopped();
-    const summary = await docker.imageExists(image);
-    if (summary !== undefined && (summary.entrypoint !== null || summary.cmd !== null)) {
-      await this.#log.system(
-        'warning',
-        `the image ${image} defines ${[summary.entrypoint !== null ? `ENTRYPOINT ${JSON.stringify(summary.entrypoint)}` : '', summary.cmd !== null ? `CMD ${JSON.stringify(summary.cmd)}` : ''].filter(Boolean).join(' and ')}; cuttle runs the step script instead`,
-      );
-    }
-    await this.#fetchPackages();
-    const tool = await this.#installTool();
-    const workFolder = await this.#createWorkFolder();
-    const files = await writeStepFiles(workFolder, task);
     const packagesFolder = await this.#placePackages(workFolder);
     const options = await this.#containerOptions(workFolder);
     this.#throwIfStopped();
@@ -296,6 +289,32 @@ export class TaskRun {
       if (this.#stopReason !== undefined) await this.#stopStep?.();
       return this.#waitForExit(docker, containerId);
     });
+  }
+
+  /** The step's image (resolved, checked for the tool's C library), its packages and its tool. */
+  async #prepareImage(
+    docker: DockerClient,
+    container: ImageRequest,
+  ): Promise<{ image: string; tool: ToolPlacement | undefined }> {
+    const { task } = this.#ctx;
+    const resolved = await this.#ctx.images.resolve(
+      container,
+      this.#resolveHooks(),
+      this.#abort.signal,
+    );
+    const image = resolved.ref;
+    this.#image = image;
+    if (task.tool?.libc !== undefined) await this.#ctx.images.checkToolLibc(image, task.tool);
+    this.#throwIfStopped();
+    const summary = resolved.summary ?? (await docker.imageExists(image));
+    if (summary !== undefined && (summary.entrypoint !== null || summary.cmd !== null)) {
+      await this.#log.system(
+        'warning',
+        `the image ${image} defines ${[summary.entrypoint !== null ? `ENTRYPOINT ${JSON.stringify(summary.entrypoint)}` : '', summary.cmd !== null ? `CMD ${JSON.stringify(summary.cmd)}` : ''].filter(Boolean).join(' and ')}; cuttle runs the step script instead`,
+      );
+    }
+    await this.#fetchPackages();
+    return { image, tool: await this.#installTool() };
   }
 
   /**

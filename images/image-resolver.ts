@@ -61,6 +61,8 @@ export interface ResolvedImage {
   cached: boolean;
   /** The manifest digest, when the image came from (or is known to) a registry. */
   digest?: string;
+  /** The image as the engine described it, when resolving it already asked (a cached image). */
+  summary?: ImageSummary;
 }
 
 export interface RetentionLimits {
@@ -319,7 +321,7 @@ export class ImageResolver {
       await hooks.log('verbose', [
         `using the image ${ref} already on this worker (${describeImage(cached, digest)}; pull policy ${policy})`,
       ]);
-      return { ref, cached: true, ...(digest === undefined ? {} : { digest }) };
+      return { ref, cached: true, summary: cached, ...(digest === undefined ? {} : { digest }) };
     }
     const auth = registryAuth(ref, request.feed);
     const secrets = imageRequestSecrets(request);
@@ -352,7 +354,7 @@ export class ImageResolver {
             secrets,
           ),
         ]);
-        return { ref, cached: true, ...(digest === undefined ? {} : { digest }) };
+        return { ref, cached: true, summary: cached, ...(digest === undefined ? {} : { digest }) };
       }
       throw error;
     }
@@ -515,7 +517,7 @@ export class ImageResolver {
       await hooks.log('verbose', [
         maskSecrets(`using ${tag}, built earlier from ${what}`, spec.secrets),
       ]);
-      return { ref: tag, cached: true };
+      return { ref: tag, cached: true, summary: existing };
     }
     const running = this.#builds.get(tag);
     const flight = running ?? this.#startBuild(spec);

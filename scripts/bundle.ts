@@ -81,6 +81,26 @@ const deferDockerodeFeatures: Plugin = {
   },
 };
 
+/**
+ * winston's own debug output (`DEBUG=winston:*`, through @dabh/diagnostics) replaced by a function
+ * that does nothing: diagnostics and its colour libraries were loaded at start and cost the idle
+ * agent ~1 MiB until V8's memory reducer ran, 0.2 MiB after (docs/performance.md, round 7);
+ * cuttle's own logs never go through them. winston only calls the function it returns.
+ */
+const silenceWinstonDiagnostics: Plugin = {
+  name: 'cuttle-silence-winston-diagnostics',
+  setup(bundle) {
+    bundle.onResolve({ filter: /^@dabh\/diagnostics$/ }, () => ({
+      path: '@dabh/diagnostics',
+      namespace: 'cuttle-silenced',
+    }));
+    bundle.onLoad({ filter: /.*/, namespace: 'cuttle-silenced' }, () => ({
+      loader: 'js',
+      contents: 'module.exports = function diagnostics() { return function debug() {}; };\n',
+    }));
+  },
+};
+
 /** The build of `cli.ts` into `outdir` (the bundle test builds its probe with the same options). */
 export function bundleOptions(outdir: string): BuildOptions {
   return {
@@ -108,7 +128,7 @@ export function bundleOptions(outdir: string): BuildOptions {
     banner: {
       js: "import{createRequire as __cuttleRequire}from'node:module';const require=__cuttleRequire(import.meta.url);",
     },
-    plugins: [deferDockerodeFeatures],
+    plugins: [deferDockerodeFeatures, silenceWinstonDiagnostics],
     logLevel: 'warning',
   };
 }

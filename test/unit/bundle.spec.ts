@@ -131,3 +131,42 @@ function isProbeReport(value: unknown): value is ProbeReport {
     Array.isArray(Reflect.get(value, 'realFilesRequired'))
   );
 }
+
+describe('the bundle (scripts/bundle.ts): winston without its own debug output', function () {
+  this.timeout(60_000);
+  const dir = join(REPO, 'node_modules', '.cache', `cuttle-bundle-logger-${randomUUID()}`);
+
+  after(async function () {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('logs through winston as the agent does, with @dabh/diagnostics left out', async function () {
+    await mkdir(dir, { recursive: true });
+    const entry = join(dir, 'logger-probe.ts');
+    await writeFile(
+      entry,
+      // images/ too: the bundle's options insist that dockerode's deferred files are in it.
+      `import ${JSON.stringify(join(REPO, 'images/index.ts'))};\n` +
+        `import { createLogger } from ${JSON.stringify(join(REPO, 'agent/logger.ts'))};\n` +
+        "createLogger({ level: 'info', format: 'json' }).info('bundled', { taskId: 'T-1' });\n",
+    );
+    const { metafile } = await build({
+      ...bundleOptions(dir),
+      entryPoints: [entry],
+      metafile: true,
+      logLevel: 'error',
+    });
+    const inputs = Object.keys(metafile.inputs);
+    assert.ok(
+      inputs.some((file) => file.includes('node_modules/winston/')),
+      'winston is bundled',
+    );
+    assert.deepEqual(
+      inputs.filter((file) => file.includes('node_modules/@dabh/diagnostics/')),
+      [],
+    );
+    const { stdout } = await run(process.execPath, [join(dir, 'logger-probe.js')], { cwd: REPO });
+    assert.match(stdout, /"message":"bundled"/);
+    assert.match(stdout, /"taskId":"T-1"/);
+  });
+});

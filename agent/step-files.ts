@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Task } from '../protocol/index.js';
 import { CONTROL_DIR } from '../workspace/index.js';
 import { helpersScript, variablesFileContent } from './script-helpers.js';
+import { settleAll } from './settle.js';
 import { shellQuote } from './shell-quote.js';
 
 export interface StepFiles {
@@ -47,7 +48,7 @@ export async function writeStepFiles(workFolder: string, task: Task): Promise<St
   const readable = { mode: 0o644 };
   // Settled, not raced: a failure is thrown only once no write is left that could land in a folder
   // being removed.
-  const writes = await Promise.allSettled([
+  await settleAll([
     writeFile(variables, variablesFileContent(task.variables), readable),
     writeFile(helpers, helpersScript(variables), readable),
     writeFile(script, task.script.body, readable),
@@ -60,7 +61,5 @@ export async function writeStepFiles(workFolder: string, task: Task): Promise<St
       await chmod(output, 0o666);
     }),
   ]);
-  const failed = writes.find((write) => write.status === 'rejected');
-  if (failed !== undefined) throw failed.reason;
   return files;
 }

@@ -39,7 +39,7 @@ import {
   type OptionsPolicy,
   type TranslatedOptions,
 } from '../images/index.js';
-import { bothSettled } from './both-settled.js';
+import { bothSettled } from './settle.js';
 import type { Logger } from './logger.js';
 import type { TaskMetrics } from './metrics.js';
 import { Masker } from './masker.js';

@@ -23,12 +23,20 @@ export interface OutboxLimits {
   maxBytes: number;
   /** Unacknowledged bytes in the journal past which producers wait. */
   journalLimitBytes: number;
+  /**
+   * While connected, bytes journalled but not yet sent past which producers wait: the journal
+   * keeps its newest events in memory (8 MiB), and an event that fell out of them is read back
+   * from disk, a copy and a thread-pool round trip each. Producers racing ahead gain nothing:
+   * the output waits in the step's output file instead.
+   */
+  maxUnsentBytes: number;
 }
 
 export const DEFAULT_OUTBOX_LIMITS: OutboxLimits = {
   maxEvents: MAX_UNACKED_EVENTS,
   maxBytes: MAX_UNACKED_BYTES,
   journalLimitBytes: 1024 * 1024 * 1024,
+  maxUnsentBytes: 4 * 1024 * 1024,
 };
 
 export class TaskOutbox {
@@ -83,6 +91,7 @@ export class TaskOutbox {
 
   disconnected(): void {
     this.#live = false;
+    this.#wakeProducers();
     clearTimeout(this.#retry);
     this.#failing = false;
     this.#retryBackoff.reset();
@@ -117,9 +126,17 @@ export class TaskOutbox {
     });
   }
 
-  /** Resolves when the journal holds less unacknowledged output than its limit. */
+  /**
+   * Resolves when the journal holds less unacknowledged output than its limit and, while events
+   * flow, less unsent output than `maxUnsentBytes`.
+   */
   async room(): Promise<void> {
-    while (this.journal.bytesAfter(this.#acked) >= this.#limits.journalLimitBytes) {
+    while (
+      this.journal.bytesAfter(this.#acked) >= this.#limits.journalLimitBytes ||
+      (this.#live &&
+        this.#channel.connected &&
+        this.journal.bytesAfter(this.#next - 1) >= this.#limits.maxUnsentBytes)
+    ) {
       await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
     }
   }
@@ -148,6 +165,7 @@ export class TaskOutbox {
         if (seq !== this.#next) return; // resumed meanwhile: that call restarts the loop
         this.#next += 1;
         this.#inFlightBytes += this.journal.sizeOf(seq);
+        if (this.#roomWaiters.length > 0) this.#wakeProducers();
       }
       this.#failing = false;
       this.#retryBackoff.reset();

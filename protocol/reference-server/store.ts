@@ -9,6 +9,7 @@
  * Both task files are readable by the server's user alone: a task may carry sensitive variables.
  */
 import { randomBytes } from 'node:crypto';
+import { writeSync, writevSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -78,8 +79,10 @@ export class TaskStore {
       handle = await open(join(dir, 'events.jsonl'), 'a', 0o600);
       this.#open.set(event.taskId, handle);
     }
-    if (typeof line === 'string') await handle.write(`${line}\n`);
-    else await handle.writev([line, NEWLINE]);
+    // Synchronous: an event is a small write to the page cache, and a round trip through libuv's
+    // thread pool per event cost more than the write (docs/performance.md, round 8).
+    if (typeof line === 'string') writeSync(handle.fd, `${line}\n`);
+    else writevSync(handle.fd, [line, NEWLINE]);
     if (event.kind === 'result') {
       this.#open.delete(event.taskId);
       await handle.close();

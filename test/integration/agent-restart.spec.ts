@@ -4,7 +4,7 @@
  * exactly once, in order, and the result. Needs: a Docker engine; real processes and signals.
  */
 import assert from 'node:assert/strict';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ReferenceServer } from '../../protocol/reference-server/index.js';
@@ -16,6 +16,7 @@ import {
   makeTempDir,
   numbered,
   spawnAgentProcess,
+  statesOf,
   streamLines,
   TEST_TOKEN,
   uniqueTaskId,
@@ -94,6 +95,70 @@ describe('agent end to end: restarts mid-step', function () {
         async () => (await readdir(join(first.home, 'Journal'))).length === 0,
         'the journal to go',
       );
+    } finally {
+      await second?.dispose();
+      await first.dispose();
+      await server.close();
+    }
+  });
+
+  it('delivers output made while the server was away, after the step folder went and a SIGKILL', async () => {
+    // Nothing reaches the server while the step runs: every line is delivered from the journal,
+    // after the step's folder was removed and the agent was killed.
+    const serverData = join(dataDir, 'c');
+    let server = new ReferenceServer({ token: TEST_TOKEN, dataDir: serverData });
+    await server.listen();
+    const port = Number(new URL(server.url).port);
+    const first = await spawnAgentProcess(['--server', server.url, '--token', TEST_TOKEN]);
+    let second: Awaited<ReturnType<typeof spawnAgentProcess>> | undefined;
+    const secret = 'away-s3cret-5521';
+    const taskId = uniqueTaskId('away');
+    try {
+      const handle = server.submit(
+        demoTask(
+          taskId,
+          [
+            'sleep 1',
+            's=$(get_octopusvariable Secret)',
+            'i=1; while [ $i -le 20000 ]; do echo "line $i"; i=$((i+1)); done',
+            'echo "the secret is $s"',
+          ].join('\n'),
+          { variables: [{ name: 'Secret', value: secret, sensitive: true }] },
+        ),
+      );
+      await eventually(() => statesOf(handle).includes('running'), 'the step to run', 30_000);
+      await server.close();
+      const journal = join(first.home, 'Journal', taskId, 'events.ndjson');
+      await eventually(
+        async () => (await readFile(journal, 'utf8')).includes('"kind":"result"'),
+        'the result in the journal',
+        30_000,
+      );
+      assert.deepEqual(await readdir(join(first.home, 'Work')), [], 'the step folder is gone');
+      first.child.kill('SIGKILL');
+      await first.exited;
+      const journalled = await readFile(journal, 'utf8');
+      assert.ok(journalled.includes('"line 20000"'), 'the lines are in the journal');
+      assert.ok(!journalled.includes(secret), 'masked in the journal too');
+
+      server = new ReferenceServer({ token: TEST_TOKEN, dataDir: serverData, port });
+      await server.listen();
+      second = await spawnAgentProcess([
+        '--server',
+        server.url,
+        '--token',
+        TEST_TOKEN,
+        '--home',
+        first.home,
+      ]);
+      const restored = server.task(taskId);
+      assert.ok(restored !== undefined, 'the restarted server knows the task from its data folder');
+      const result = await withTimeout(restored.result, 60_000, 'the result after the restarts');
+      assert.equal(result.outcome, 'success', second.output());
+      assertSameLines(streamLines(restored, 'stdout'), [
+        ...numbered(20000, 'line '),
+        'the secret is ********',
+      ]);
     } finally {
       await second?.dispose();
       await first.dispose();

@@ -162,8 +162,11 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
   async listen(): Promise<void> {
     if (this.#server !== undefined) throw new CuttleError('internal', 'already listening');
     await this.#store.init();
-    for (const { persisted, events } of await this.#store.loadTasks()) {
-      const record = new TaskRecord(persisted, events);
+    for (const { persisted, events, eventsBytes } of await this.#store.loadTasks()) {
+      const record = new TaskRecord(persisted, events, {
+        path: this.#store.eventsPath(persisted.task.taskId),
+        bytes: eventsBytes,
+      });
       this.#tasks.set(record.taskId, record);
       if (record.status === 'pending') this.#queue.push(record.taskId);
     }
@@ -228,12 +231,16 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
     if (this.#tasks.has(task.taskId)) {
       throw new CuttleError('invalid-task', `task ${task.taskId} was already submitted`);
     }
-    const record = new TaskRecord({
-      task,
-      status: 'pending',
-      submittedAt: new Date().toISOString(),
-      cancelRequested: false,
-    });
+    const record = new TaskRecord(
+      {
+        task,
+        status: 'pending',
+        submittedAt: new Date().toISOString(),
+        cancelRequested: false,
+      },
+      [],
+      { path: this.#store.eventsPath(task.taskId), bytes: 0 },
+    );
     this.#tasks.set(task.taskId, record);
     this.#queue.push(task.taskId);
     this.#persist(record);

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { writeSync, writevSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as v from 'valibot';
@@ -31,6 +31,8 @@ const NEWLINE = Buffer.from('\n');
 export interface LoadedTask {
   persisted: PersistedTask;
   events: TaskEvent[];
+  /** Bytes of events.jsonl that hold `events` (a torn last line after them was cut off). */
+  eventsBytes: number;
 }
 
 export class TaskStore {
@@ -39,6 +41,11 @@ export class TaskStore {
 
   taskDir(taskId: string): string {
     return join(this.dataDir, 'tasks', taskId);
+  }
+
+  /** Every stored event of the task, one JSON text a line. */
+  eventsPath(taskId: string): string {
+    return join(this.taskDir(taskId), 'events.jsonl');
   }
 
   artifactPath(sha256: string): string {
@@ -76,7 +83,7 @@ export class TaskStore {
     if (handle === undefined) {
       const dir = this.taskDir(event.taskId);
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      handle = await open(join(dir, 'events.jsonl'), 'a', 0o600);
+      handle = await open(this.eventsPath(event.taskId), 'a', 0o600);
       this.#open.set(event.taskId, handle);
     }
     // Synchronous: an event is a small write to the page cache, and a round trip through libuv's
@@ -112,26 +119,36 @@ export class TaskStore {
       const persisted = await readJson(join(this.taskDir(id), 'task.json'));
       const parsed = v.safeParse(persistedTaskSchema, persisted);
       if (!parsed.success || parsed.output.task.taskId !== id) continue;
-      loaded.push({ persisted: parsed.output, events: await this.#loadEvents(id) });
+      loaded.push({ persisted: parsed.output, ...(await this.#loadEvents(id)) });
     }
     return loaded;
   }
 
-  async #loadEvents(taskId: string): Promise<TaskEvent[]> {
-    let text: string;
+  /**
+   * The events on disk, up to the first line that is torn or out of order, which is cut off with
+   * everything after it: the next append must not land behind a line that no load gets past.
+   */
+  async #loadEvents(taskId: string): Promise<{ events: TaskEvent[]; eventsBytes: number }> {
+    const path = this.eventsPath(taskId);
+    let content: Buffer;
     try {
-      text = await readFile(join(this.taskDir(taskId), 'events.jsonl'), 'utf8');
+      content = await readFile(path);
     } catch {
-      return [];
+      return { events: [], eventsBytes: 0 };
     }
     const events: TaskEvent[] = [];
-    for (const line of text.split('\n')) {
-      if (line === '') continue;
-      const event = v.safeParse(eventSchema, parseJsonLine(line));
+    let position = 0;
+    for (let end = content.indexOf(0x0a); end >= 0; end = content.indexOf(0x0a, position)) {
+      const event = v.safeParse(
+        eventSchema,
+        parseJsonLine(content.toString('utf8', position, end)),
+      );
       if (!event.success || event.output.seq !== events.length + 1) break;
       events.push(event.output);
+      position = end + 1;
     }
-    return events;
+    if (position < content.length) await truncate(path, position);
+    return { events, eventsBytes: position };
   }
 }
 

@@ -3,6 +3,7 @@
  * stored events. Tests and the CLI see it through the read-only `TaskHandle`.
  */
 import { EventEmitter } from 'node:events';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import * as v from 'valibot';
 import {
   eventSchema,
@@ -93,10 +94,15 @@ export interface TaskHandle {
 export class TaskRecord implements TaskHandle {
   readonly task: Task;
   /**
-   * Stored events as their JSON text, one flat string each: a busy log held as millions of line
-   * strings made the collector copy and mark each of them again and again (docs/performance.md).
+   * Where the stored events are, one JSON text a line, and how far they were read into #parsed.
+   * Events are read back from there when asked for rather than kept: the texts of a busy log held
+   * in memory made the collector copy each one out of the young generation and grew the heap by
+   * the log's size (docs/performance.md, round 8).
    */
+  readonly #file: { path: string; offset: number } | undefined;
+  /** Without a file: the stored events as their JSON text. */
   readonly #texts: string[] = [];
+  #count = 0;
   /** The events read so far, parsed once in order (tests and the HTTP API read them). */
   readonly #parsed: TaskEvent[] = [];
   #phase: TaskState | undefined;
@@ -116,7 +122,17 @@ export class TaskRecord implements TaskHandle {
   #resolveResult: (result: ResultEvent) => void = () => undefined;
   #chain: Promise<unknown> = Promise.resolve();
 
-  constructor(persisted: PersistedTask, events: readonly TaskEvent[] = []) {
+  /**
+   * `events` were loaded from the task's events file, whose first `eventsFile.bytes` bytes they
+   * are; without an events file, stored events are kept in memory.
+   */
+  constructor(
+    persisted: PersistedTask,
+    events: readonly TaskEvent[] = [],
+    eventsFile?: { path: string; bytes: number },
+  ) {
+    this.#file =
+      eventsFile === undefined ? undefined : { path: eventsFile.path, offset: eventsFile.bytes };
     this.task = persisted.task;
     this.status = persisted.status;
     this.agentId = persisted.agentId;
@@ -130,7 +146,10 @@ export class TaskRecord implements TaskHandle {
     else if (persisted.status !== 'pending' && persisted.status !== 'pushed') {
       this.answer({ type: 'accepted', taskId: this.taskId });
     }
-    for (const event of events) this.store(event);
+    for (const event of events) {
+      this.store(event);
+      if (this.#file !== undefined) this.#parsed.push(event);
+    }
     this.acked = this.lastSeq;
   }
 
@@ -140,14 +159,37 @@ export class TaskRecord implements TaskHandle {
 
   /** Stored events, in seq order. */
   get events(): readonly TaskEvent[] {
-    for (let i = this.#parsed.length; i < this.#texts.length; i++) {
-      this.#parsed.push(v.parse(eventSchema, JSON.parse(this.#texts[i] ?? '')));
-    }
+    const texts = this.#file === undefined ? this.#texts.slice(this.#parsed.length) : this.#read();
+    for (const text of texts) this.#parsed.push(v.parse(eventSchema, JSON.parse(text)));
     return this.#parsed;
   }
 
   get lastSeq(): number {
-    return this.#texts.length;
+    return this.#count;
+  }
+
+  /** The texts of the stored events not parsed yet, from the events file. */
+  #read(): string[] {
+    const file = this.#file;
+    const wanted = this.#count - this.#parsed.length;
+    if (file === undefined || wanted <= 0) return [];
+    const fd = openSync(file.path, 'r');
+    try {
+      const content = Buffer.allocUnsafe(fstatSync(fd).size - file.offset);
+      const length = readSync(fd, content, 0, content.length, file.offset);
+      const texts: string[] = [];
+      let start = 0;
+      while (texts.length < wanted) {
+        const end = content.indexOf(0x0a, start);
+        if (end < 0 || end >= length) break;
+        texts.push(content.toString('utf8', start, end));
+        start = end + 1;
+      }
+      file.offset += start;
+      return texts;
+    } finally {
+      closeSync(fd);
+    }
   }
 
   get hasResult(): boolean {
@@ -196,8 +238,9 @@ export class TaskRecord implements TaskHandle {
    * Appends the next event (the caller checked its seq) and finishes the task on `result`; `text`
    * is the event's JSON (the frame as received, when the server has it).
    */
-  store(event: TaskEvent, text = JSON.stringify(event)): void {
-    this.#texts.push(text);
+  store(event: TaskEvent, text?: string): void {
+    if (this.#file === undefined) this.#texts.push(text ?? JSON.stringify(event));
+    this.#count += 1;
     if (event.kind === 'state') this.#phase = event.state;
     if (event.kind === 'result') this.#outcome = event.outcome;
     this.#emitter.emit('event', event);

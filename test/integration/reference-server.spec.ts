@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -303,6 +303,34 @@ describe('ReferenceServer (against a raw ws fake agent)', function () {
       );
       assert.ok(typeof saved === 'object' && saved !== null && 'status' in saved);
       assert.equal(saved.status, 'finished');
+    });
+
+    it('reads its events back from events.jsonl after a restart, past a torn last line', async () => {
+      const agent = await running();
+      await agent.sendMessage(event('T-1', 1, { kind: 'state', state: 'running' }));
+      await agent.sendMessage(event('T-1', 2, log('before')));
+      await ackedThrough(agent, 'T-1', 2);
+      agent.terminate();
+      await server.close();
+      const path = join(dir, 'data', 'tasks', 'T-1', 'events.jsonl');
+      await appendFile(path, '{"type":"event","taskId":"T-1","seq":3,"ki'); // a crash mid-append
+      server = await start();
+      const restarted = server.task('T-1');
+      assert.equal(restarted?.summary().lastSeq, 2);
+      const { agent: again } = await joinAgent(
+        makeHello({ tasks: [{ taskId: 'T-1', lastSeq: 3, finished: true }] }),
+      );
+      await again.sendMessage(event('T-1', 3, log('after')));
+      await again.sendMessage(event('T-1', 4, success));
+      assert.equal((await restarted?.result)?.outcome, 'success');
+      assert.deepEqual(restarted?.logLines(), ['before', 'after']);
+      await server.close();
+      server = await start();
+      assert.deepEqual(
+        server.task('T-1')?.events.map((stored) => stored.seq),
+        [1, 2, 3, 4],
+        'the torn line was cut off, not left in front of the events stored after it',
+      );
     });
 
     it('ignores a duplicate seq but acks it again', async () => {

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TaskEvent } from '../../protocol/index.js';
 import { TaskRecord } from '../../protocol/reference-server/task-record.js';
 
@@ -65,5 +68,40 @@ describe('TaskRecord (reference server)', () => {
       ['state', 'log', 'result'],
     );
     assert.equal(seen.length, 3, 'listeners get every event as it is stored');
+  });
+
+  it('with an events file, keeps no texts and reads stored events back from the file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cuttle-task-record-'));
+    try {
+      const path = join(dir, 'events.jsonl');
+      const running: TaskEvent = { ...base, seq: 1, kind: 'state', state: 'running' };
+      await writeFile(path, `${JSON.stringify(running)}\n`);
+      const persisted = { task, status: 'accepted' as const, submittedAt: base.time };
+      const bytes = (await readFile(path)).length;
+      const record = new TaskRecord({ ...persisted, cancelRequested: false }, [running], {
+        path,
+        bytes,
+      });
+      const lines: TaskEvent = {
+        ...base,
+        seq: 2,
+        kind: 'log',
+        stream: 'stdout',
+        level: 'info',
+        lines: ['é', 'b'],
+      };
+      // As the store does: the line goes to the file, then the record counts it.
+      await appendFile(path, `${JSON.stringify(lines)}\n`);
+      record.store(lines, 'not kept: the file is read instead');
+      assert.equal(record.lastSeq, 2);
+      assert.deepEqual(record.logLines(), ['é', 'b']);
+      const first = record.events;
+      // A line written but not yet stored is not an event yet.
+      await appendFile(path, `${JSON.stringify({ ...running, seq: 3 })}\n`);
+      assert.equal(record.events.length, 2);
+      assert.equal(record.events[1], first[1], 'parsed once, not again on every read');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

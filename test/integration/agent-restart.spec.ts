@@ -36,6 +36,22 @@ function printingScript(count: number, seconds: number): string {
   ].join('\n');
 }
 
+/** A reference server on `dataDir`, listening on `port` when given (a restarted server's). */
+async function startServer(dataDir: string, port?: number): Promise<ReferenceServer> {
+  const server = new ReferenceServer({
+    token: TEST_TOKEN,
+    dataDir,
+    ...(port === undefined ? {} : { port }),
+  });
+  await server.listen();
+  return server;
+}
+
+/** An agent started again on the home of one that ran before. */
+function agentOnHome(server: ReferenceServer, home: string): ReturnType<typeof spawnAgentProcess> {
+  return spawnAgentProcess(['--server', server.url, '--token', TEST_TOKEN, '--home', home]);
+}
+
 describe('agent end to end: restarts mid-step', function () {
   this.timeout(180_000);
   let dataDir: string;
@@ -48,8 +64,7 @@ describe('agent end to end: restarts mid-step', function () {
   });
 
   it('loses and repeats no line when the agent is killed with SIGKILL and restarted', async () => {
-    const server = new ReferenceServer({ token: TEST_TOKEN, dataDir: join(dataDir, 'a') });
-    await server.listen();
+    const server = await startServer(join(dataDir, 'a'));
     const first = await spawnAgentProcess(['--server', server.url, '--token', TEST_TOKEN]);
     let second: Awaited<ReturnType<typeof spawnAgentProcess>> | undefined;
     try {
@@ -62,14 +77,7 @@ describe('agent end to end: restarts mid-step', function () {
       first.child.kill('SIGKILL');
       await first.exited;
       await delay(1000); // the step keeps printing while no agent runs
-      second = await spawnAgentProcess([
-        '--server',
-        server.url,
-        '--token',
-        TEST_TOKEN,
-        '--home',
-        first.home,
-      ]);
+      second = await agentOnHome(server, first.home);
       const result = await withTimeout(handle.result, 60_000, 'the result after the restart');
       assert.equal(result.outcome, 'success', second.output());
       assertSameLines(streamLines(handle, 'stdout'), ['starting', ...numbered(5000, 'line ')]);
@@ -106,8 +114,7 @@ describe('agent end to end: restarts mid-step', function () {
     // Nothing reaches the server while the step runs: every line is delivered from the journal,
     // after the step's folder was removed and the agent was killed.
     const serverData = join(dataDir, 'c');
-    let server = new ReferenceServer({ token: TEST_TOKEN, dataDir: serverData });
-    await server.listen();
+    let server = await startServer(serverData);
     const port = Number(new URL(server.url).port);
     const first = await spawnAgentProcess(['--server', server.url, '--token', TEST_TOKEN]);
     let second: Awaited<ReturnType<typeof spawnAgentProcess>> | undefined;
@@ -141,16 +148,8 @@ describe('agent end to end: restarts mid-step', function () {
       assert.ok(journalled.includes('"line 20000"'), 'the lines are in the journal');
       assert.ok(!journalled.includes(secret), 'masked in the journal too');
 
-      server = new ReferenceServer({ token: TEST_TOKEN, dataDir: serverData, port });
-      await server.listen();
-      second = await spawnAgentProcess([
-        '--server',
-        server.url,
-        '--token',
-        TEST_TOKEN,
-        '--home',
-        first.home,
-      ]);
+      server = await startServer(serverData, port);
+      second = await agentOnHome(server, first.home);
       const restored = server.task(taskId);
       assert.ok(restored !== undefined, 'the restarted server knows the task from its data folder');
       const result = await withTimeout(restored.result, 60_000, 'the result after the restarts');
@@ -168,8 +167,7 @@ describe('agent end to end: restarts mid-step', function () {
 
   it('loses and repeats no line when the server is killed and restarted three times', async () => {
     const serverData = join(dataDir, 'b');
-    let server = new ReferenceServer({ token: TEST_TOKEN, dataDir: serverData });
-    await server.listen();
+    let server = await startServer(serverData);
     const port = Number(new URL(server.url).port);
     const agent = await spawnAgentProcess(['--server', server.url, '--token', TEST_TOKEN]);
     const taskId = uniqueTaskId('server-restart');
@@ -184,8 +182,7 @@ describe('agent end to end: restarts mid-step', function () {
         );
         await server.close();
         await delay(300);
-        server = new ReferenceServer({ token: TEST_TOKEN, dataDir: serverData, port });
-        await server.listen();
+        server = await startServer(serverData, port);
       }
       const handle = server.task(taskId);
       assert.ok(handle !== undefined, 'the restarted server knows the task from its data folder');

@@ -5,7 +5,7 @@
  * so every line's end offset is exact even when the output is not valid UTF-8.
  */
 import { isAscii } from 'node:buffer';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const READ_BYTES = 1024 * 1024;
@@ -42,6 +42,7 @@ export class OutputTail {
   #finished = false;
   #wake: (() => void) | undefined;
   readonly #maxPendingBytes: number;
+  #handle: FileHandle | undefined;
 
   constructor(path: string, options: { position?: number; maxPendingBytes: number }) {
     this.path = path;
@@ -55,8 +56,15 @@ export class OutputTail {
     this.#wake?.();
   }
 
+  /**
+   * Reads until finish() and the end of the file. The file stays open afterwards, until release():
+   * removing a file of hundreds of MB makes the kernel free its pages, which took ~150 ms on a busy
+   * machine; with the file still open the removal is instant and that work happens at the last
+   * close instead, after the step's result (docs/performance.md, round 8).
+   */
   async run(sink: TailSink): Promise<void> {
     const handle = await open(this.path, 'a+');
+    this.#handle = handle;
     const buffer = Buffer.allocUnsafe(READ_BYTES);
     // Bytes read but not yet handed over (the start of an unfinished line), and where they start.
     let pending = Buffer.alloc(0);
@@ -104,9 +112,17 @@ export class OutputTail {
       if (pending.length > 0) {
         await sink.lines([pending.toString('utf8')], [pendingStart + pending.length]);
       }
-    } finally {
-      await handle.close();
+    } catch (error) {
+      await this.release();
+      throw error;
     }
+  }
+
+  /** Closes the file, once reading has ended. */
+  async release(): Promise<void> {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    await handle?.close().catch(() => undefined);
   }
 
   #holdWhole(pending: Buffer): boolean {

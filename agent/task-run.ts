@@ -95,6 +95,8 @@ export class TaskRun {
   #stopStep: (() => Promise<void>) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #workFolder: string | undefined;
+  /** The output files followed, open until the result (see OutputTail.run). */
+  readonly #tails: OutputTail[] = [];
   #containerId: string | undefined;
   /** The step's container was seen to exit (so nothing writes to the work folder any more). */
   #exited = false;
@@ -196,21 +198,27 @@ export class TaskRun {
         .catch(() => undefined);
     }
     await this.#cleanup();
-    await this.#append({
-      kind: 'result',
-      outcome,
-      exitCode,
-      ...(outcome === 'error' && failure !== undefined
-        ? {
-            error: {
-              code: isErrorCode(failure.code) ? failure.code : 'internal',
-              // The whole message is in the log above; the result (one frame) gets its start.
-              message: this.#masker.mask(failure.message).slice(0, 64 * 1024),
-            },
-          }
-        : {}),
-      durationMs: Date.now() - this.#preparedAt,
-    });
+    try {
+      await this.#append({
+        kind: 'result',
+        outcome,
+        exitCode,
+        ...(outcome === 'error' && failure !== undefined
+          ? {
+              error: {
+                code: isErrorCode(failure.code) ? failure.code : 'internal',
+                // The whole message is in the log above; the result (one frame) gets its start.
+                message: this.#masker.mask(failure.message).slice(0, 64 * 1024),
+              },
+            }
+          : {}),
+        durationMs: Date.now() - this.#preparedAt,
+      });
+    } finally {
+      // The output files are gone from the folder; the kernel frees them at this close, which is
+      // not waited for (see OutputTail.run).
+      void Promise.all(this.#tails.splice(0).map((tail) => tail.release()));
+    }
     await this.#ctx.journal.forgetVariables().catch(() => undefined);
   }
 
@@ -534,6 +542,7 @@ export class TaskRun {
     const maxPendingBytes = MAX_LOG_LINE_BYTES;
     const stdout = new OutputTail(files.stdout, { maxPendingBytes, position: this.#output.out });
     const stderr = new OutputTail(files.stderr, { maxPendingBytes, position: this.#output.err });
+    this.#tails.push(stdout, stderr);
     const interpreter = new StdoutInterpreter(
       this.#log,
       this.#masker,

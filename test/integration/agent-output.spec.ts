@@ -3,6 +3,7 @@
  * outcomes, and a connection cut mid-step loses nothing (PROTOCOL.md sections 2 and 4).
  */
 import assert from 'node:assert/strict';
+import { readdir, readlink } from 'node:fs/promises';
 import type { AgentMessage } from '../../protocol/index.js';
 import {
   AgentEnv,
@@ -15,6 +16,14 @@ import {
   waitForEvent,
   withTimeout,
 } from '../support/agent-harness.js';
+
+/** Whether this process (the agent runs in it) has a file open whose path contains `part`. */
+async function holdsOpen(part: string): Promise<boolean> {
+  const links = await Promise.all(
+    (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
+  );
+  return links.some((link) => link.includes(part));
+}
 
 describe('agent end to end: step output', function () {
   this.timeout(60_000);
@@ -50,6 +59,11 @@ describe('agent end to end: step output', function () {
       // Without a reconnect, the agent sends each seq once, in order, with no gap.
       assert.deepEqual(sent, stored, 'the seqs the agent sent are 1..N, each once, in order');
       assert.equal(handle.events.at(-1)?.kind, 'result', 'the result is the last event');
+      // The output files stay open until the result (their removal is then instant), not after.
+      await eventually(
+        async () => !(await holdsOpen(`-${taskId}-`)),
+        'the agent to close the step output files it followed',
+      );
     } finally {
       env.server.off('agent-message', onMessage);
     }

@@ -1,22 +1,50 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { linesOfText, OutputTail } from '../../agent/output-tail.js';
 
 describe('OutputTail', () => {
   let dir: string;
+  const tails: OutputTail[] = [];
+  /** A tail that afterEach releases: reading ends with the file still open. */
+  function follow(path: string, options: ConstructorParameters<typeof OutputTail>[1]): OutputTail {
+    const tail = new OutputTail(path, options);
+    tails.push(tail);
+    return tail;
+  }
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cuttle-tail-'));
   });
   afterEach(async () => {
+    await Promise.all(tails.splice(0).map((tail) => tail.release()));
     await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Whether this process holds `path` open (readlink of /proc/self/fd, Linux). */
+  async function isOpen(path: string): Promise<boolean> {
+    const links = await Promise.all(
+      (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
+    );
+    return links.some((link) => link.startsWith(path));
+  }
+
+  it('keeps the file open after reading until released, so removing it is instant', async () => {
+    const path = join(dir, 'out');
+    await writeFile(path, 'one\ntwo\n');
+    const tail = follow(path, { maxPendingBytes: 1024 });
+    tail.finish();
+    await tail.run({ lines: async () => undefined, partial: async () => undefined });
+    await rm(path);
+    assert.ok(await isOpen(path), 'still open once the file is removed: the kernel frees it later');
+    await tail.release();
+    assert.ok(!(await isOpen(path)), 'closed by release()');
   });
 
   it('follows a growing file, joining lines split across writes, until finished', async () => {
     const path = join(dir, 'out');
     await writeFile(path, '');
-    const tail = new OutputTail(path, { maxPendingBytes: 1024 });
+    const tail = follow(path, { maxPendingBytes: 1024 });
     const lines: string[] = [];
     const running = tail.run({
       lines: async (batch) => {
@@ -35,7 +63,7 @@ describe('OutputTail', () => {
   it('resumes from a byte offset, and hands over an overlong line in pieces', async () => {
     const path = join(dir, 'out');
     await writeFile(path, `skipped\n${'x'.repeat(25)}`);
-    const tail = new OutputTail(path, { position: 8, maxPendingBytes: 10 });
+    const tail = follow(path, { position: 8, maxPendingBytes: 10 });
     const pieces: string[] = [];
     const lines: string[] = [];
     tail.finish();
@@ -59,7 +87,7 @@ describe('OutputTail', () => {
       Buffer.from('é\n'),
     ]);
     await writeFile(path, content);
-    const tail = new OutputTail(path, { maxPendingBytes: 1024 });
+    const tail = follow(path, { maxPendingBytes: 1024 });
     const ends: number[] = [];
     tail.finish();
     await tail.run({
@@ -75,7 +103,7 @@ describe('OutputTail', () => {
     const path = join(dir, 'out');
     const content = 'plain\nascii lines\n\nwith CR\r\nné\nplain again\nrest';
     await writeFile(path, content);
-    const tail = new OutputTail(path, { maxPendingBytes: 1024 });
+    const tail = follow(path, { maxPendingBytes: 1024 });
     const lines: string[] = [];
     const ends: number[] = [];
     const texts: string[] = [];
@@ -121,7 +149,7 @@ describe('OutputTail', () => {
     parts.splice(500, 0, 'L'.repeat(70 * 1024));
     const content = `${parts.join('\n')}\n`;
     await writeFile(path, content);
-    const tail = new OutputTail(path, { maxPendingBytes: 1024 * 1024 });
+    const tail = follow(path, { maxPendingBytes: 1024 * 1024 });
     const texts: string[] = [];
     const ends: number[] = [];
     tail.finish();

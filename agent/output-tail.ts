@@ -5,8 +5,8 @@
  * so every line's end offset is exact even when the output is not valid UTF-8.
  */
 import { isAscii } from 'node:buffer';
+import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 const READ_BYTES = 1024 * 1024;
 /**
@@ -69,10 +69,18 @@ export class OutputTail {
     // Bytes read but not yet handed over (the start of an unfinished line), and where they start.
     let pending = Buffer.alloc(0);
     let pendingStart = this.#position;
+    // After a read found nothing new, the next is synchronous: at the end of the file it returns
+    // at once, where a read through libuv's thread pool costs two thread wake-ups, which were most
+    // of the agent's CPU with eight quiet steps polling (docs/performance.md, round 8). Reads
+    // that find data go through the pool, where they overlap the handling of the last one.
+    let idle = false;
     try {
       for (;;) {
         const finishing = this.#finished;
-        const { bytesRead } = await handle.read(buffer, 0, READ_BYTES, this.#position);
+        const bytesRead: number = idle
+          ? readSync(handle.fd, buffer, 0, READ_BYTES, this.#position)
+          : (await handle.read(buffer, 0, READ_BYTES, this.#position)).bytesRead;
+        idle = bytesRead === 0;
         if (bytesRead > 0) {
           this.#position += bytesRead;
           const read = buffer.subarray(0, bytesRead);
@@ -132,14 +140,15 @@ export class OutputTail {
     );
   }
 
+  /** Waits for the next poll or for finish(). A plain timer: aborting one cost a DOMException. */
   async #idle(): Promise<void> {
-    const ac = new AbortController();
-    const woken = new Promise<void>((resolve) => (this.#wake = resolve));
-    await Promise.race([
-      woken,
-      sleep(IDLE_POLL_MS, undefined, { signal: ac.signal }).catch(() => undefined),
-    ]);
-    ac.abort();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => resolve(), IDLE_POLL_MS);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
     this.#wake = undefined;
   }
 }

@@ -33,17 +33,11 @@ export const CLOSE_GOING_AWAY = 1001;
 const PAUSE_AT_PENDING = 64;
 const RESUME_AT_PENDING = 8;
 
-/** A text frame: its bytes as received and their text. */
-export interface TextFrame {
-  text: string;
-  bytes: Buffer;
-}
-
 export interface SessionHost {
   onHello(session: AgentSession, hello: Hello): Promise<void>;
   /** Every message after `hello`, blob framing excepted. */
-  /** `frame`: the text frame as received (and decoded), which the store can keep as it is. */
-  onMessage(session: AgentSession, message: AgentMessage, frame: TextFrame): Promise<void>;
+  /** `frame`: the text frame's bytes as received, which the store can keep as they are. */
+  onMessage(session: AgentSession, message: AgentMessage, frame: Buffer): Promise<void>;
   /** Every decoded message, for observers. */
   onAnyMessage(session: AgentSession, message: AgentMessage): void;
   blobDestination(begin: BlobBegin): string;
@@ -222,7 +216,7 @@ export class AgentSession {
         await this.#endBlob(message.transfer);
         return;
       default:
-        await this.#host.onMessage(this, message, { text, bytes: data });
+        await this.#host.onMessage(this, message, data);
     }
   }
 

@@ -31,7 +31,6 @@ import {
   CLOSE_GOING_AWAY,
   CLOSE_REPLACED,
   type SessionHost,
-  type TextFrame,
 } from './agent-session.js';
 import { isAuthorized } from './auth.js';
 import { createHttpApiHandler } from './http-api.js';
@@ -163,10 +162,11 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
     if (this.#server !== undefined) throw new CuttleError('internal', 'already listening');
     await this.#store.init();
     for (const { persisted, events, eventsBytes } of await this.#store.loadTasks()) {
-      const record = new TaskRecord(persisted, events, {
-        path: this.#store.eventsPath(persisted.task.taskId),
-        bytes: eventsBytes,
-      });
+      const record = new TaskRecord(
+        persisted,
+        { path: this.#store.eventsPath(persisted.task.taskId), bytes: eventsBytes },
+        events,
+      );
       this.#tasks.set(record.taskId, record);
       if (record.status === 'pending') this.#queue.push(record.taskId);
     }
@@ -238,7 +238,6 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
         submittedAt: new Date().toISOString(),
         cancelRequested: false,
       },
-      [],
       { path: this.#store.eventsPath(task.taskId), bytes: 0 },
     );
     this.#tasks.set(task.taskId, record);
@@ -510,7 +509,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
     this.#persist(record);
   }
 
-  async #onMessage(session: AgentSession, message: AgentMessage, frame: TextFrame): Promise<void> {
+  async #onMessage(session: AgentSession, message: AgentMessage, frame: Buffer): Promise<void> {
     switch (message.type) {
       case 'accepted':
       case 'rejected': {
@@ -547,7 +546,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
    * Stores an event if it is the next of its task: a duplicate is acknowledged again, a gap is
    * refused and not acknowledged, so the agent re-sends from what we hold.
    */
-  async #onEvent(session: AgentSession, event: TaskEvent, frame: TextFrame): Promise<void> {
+  async #onEvent(session: AgentSession, event: TaskEvent, frame: Buffer): Promise<void> {
     const record = this.#known(session, event.taskId);
     if (record === undefined) return;
     const stored = await record.serialize(async () => {
@@ -568,10 +567,9 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
         return refuse(`artifact ${event.sha256} of ${event.taskId} was not received as a blob`);
       }
       // Kept as received when it is one line: a busy log is neither serialized nor encoded again.
-      const asReceived = frame.bytes.indexOf(0x0a) < 0;
-      const text = asReceived ? frame.text : JSON.stringify(event);
-      await this.#store.appendEvent(event, asReceived ? frame.bytes : text);
-      record.store(event, text);
+      const asReceived = frame.indexOf(0x0a) < 0;
+      await this.#store.appendEvent(event, asReceived ? frame : JSON.stringify(event));
+      record.store(event);
       if (event.kind === 'result') await this.#store.saveTask(record.persisted());
       return true;
     });

@@ -99,9 +99,7 @@ export class TaskRecord implements TaskHandle {
    * in memory made the collector copy each one out of the young generation and grew the heap by
    * the log's size (docs/performance.md, round 8).
    */
-  readonly #file: { path: string; offset: number } | undefined;
-  /** Without a file: the stored events as their JSON text. */
-  readonly #texts: string[] = [];
+  readonly #file: { path: string; offset: number };
   #count = 0;
   /** The events read so far, parsed once in order (tests and the HTTP API read them). */
   readonly #parsed: TaskEvent[] = [];
@@ -123,16 +121,15 @@ export class TaskRecord implements TaskHandle {
   #chain: Promise<unknown> = Promise.resolve();
 
   /**
-   * `events` were loaded from the task's events file, whose first `eventsFile.bytes` bytes they
-   * are; without an events file, stored events are kept in memory.
+   * `eventsFile` is where the store appends the task's events (it may not exist yet); `events`
+   * were loaded from its first `eventsFile.bytes` bytes.
    */
   constructor(
     persisted: PersistedTask,
+    eventsFile: { path: string; bytes: number },
     events: readonly TaskEvent[] = [],
-    eventsFile?: { path: string; bytes: number },
   ) {
-    this.#file =
-      eventsFile === undefined ? undefined : { path: eventsFile.path, offset: eventsFile.bytes };
+    this.#file = { path: eventsFile.path, offset: eventsFile.bytes };
     this.task = persisted.task;
     this.status = persisted.status;
     this.agentId = persisted.agentId;
@@ -148,7 +145,7 @@ export class TaskRecord implements TaskHandle {
     }
     for (const event of events) {
       this.store(event);
-      if (this.#file !== undefined) this.#parsed.push(event);
+      this.#parsed.push(event);
     }
     this.acked = this.lastSeq;
   }
@@ -159,8 +156,7 @@ export class TaskRecord implements TaskHandle {
 
   /** Stored events, in seq order. */
   get events(): readonly TaskEvent[] {
-    const texts = this.#file === undefined ? this.#texts.slice(this.#parsed.length) : this.#read();
-    for (const text of texts) this.#parsed.push(v.parse(eventSchema, JSON.parse(text)));
+    for (const text of this.#read()) this.#parsed.push(v.parse(eventSchema, JSON.parse(text)));
     return this.#parsed;
   }
 
@@ -172,7 +168,7 @@ export class TaskRecord implements TaskHandle {
   #read(): string[] {
     const file = this.#file;
     const wanted = this.#count - this.#parsed.length;
-    if (file === undefined || wanted <= 0) return [];
+    if (wanted <= 0) return [];
     const fd = openSync(file.path, 'r');
     try {
       const content = Buffer.allocUnsafe(fstatSync(fd).size - file.offset);
@@ -235,11 +231,10 @@ export class TaskRecord implements TaskHandle {
   }
 
   /**
-   * Appends the next event (the caller checked its seq) and finishes the task on `result`; `text`
-   * is the event's JSON (the frame as received, when the server has it).
+   * Counts the next event, which the caller checked (its seq) and already appended to the events
+   * file, and finishes the task on `result`.
    */
-  store(event: TaskEvent, text?: string): void {
-    if (this.#file === undefined) this.#texts.push(text ?? JSON.stringify(event));
+  store(event: TaskEvent): void {
     this.#count += 1;
     if (event.kind === 'state') this.#phase = event.state;
     if (event.kind === 'result') this.#outcome = event.outcome;

@@ -15,18 +15,31 @@ describe('TaskRecord (reference server)', () => {
     packages: [],
   };
   const base = { type: 'event' as const, taskId: 'T-1', time: '2026-11-22T00:00:00.000Z' };
+  let dir: string;
+  let path: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cuttle-task-record-'));
+    path = join(dir, 'events.jsonl');
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
-  it('keeps events as text, parses them once when read, and tracks phase and outcome', () => {
-    const record = new TaskRecord({
-      task,
-      status: 'accepted',
-      submittedAt: base.time,
-      cancelRequested: false,
-    });
+  /** As the server does: the event's text goes to the events file, then the record counts it. */
+  async function store(record: TaskRecord, event: TaskEvent, text = JSON.stringify(event)) {
+    await appendFile(path, `${text}\n`);
+    record.store(event);
+  }
+
+  it('keeps events as text, parses them once when read, and tracks phase and outcome', async () => {
+    const record = new TaskRecord(
+      { task, status: 'accepted', submittedAt: base.time, cancelRequested: false },
+      { path, bytes: 0 },
+    );
     const seen: TaskEvent[] = [];
     record.on('event', (event) => seen.push(event));
     const state: TaskEvent = { ...base, seq: 1, kind: 'state', state: 'running' };
-    record.store(state);
+    await store(record, state);
     // The frame as an agent sent it: an unknown field is kept in the text, not in the event.
     const logText = JSON.stringify({
       ...base,
@@ -37,7 +50,8 @@ describe('TaskRecord (reference server)', () => {
       lines: ['a', 'b'],
       extra: 1,
     });
-    record.store(
+    await store(
+      record,
       { ...base, seq: 2, kind: 'log', stream: 'stdout', level: 'info', lines: ['a', 'b'] },
       logText,
     );
@@ -52,7 +66,7 @@ describe('TaskRecord (reference server)', () => {
     assert.deepEqual(record.logLines(), ['a', 'b']);
     assert.equal(record.events[1], first[1], 'parsed once, not again on every read');
 
-    record.store({
+    await store(record, {
       ...base,
       seq: 3,
       kind: 'result',
@@ -70,38 +84,29 @@ describe('TaskRecord (reference server)', () => {
     assert.equal(seen.length, 3, 'listeners get every event as it is stored');
   });
 
-  it('with an events file, keeps no texts and reads stored events back from the file', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'cuttle-task-record-'));
-    try {
-      const path = join(dir, 'events.jsonl');
-      const running: TaskEvent = { ...base, seq: 1, kind: 'state', state: 'running' };
-      await writeFile(path, `${JSON.stringify(running)}\n`);
-      const persisted = { task, status: 'accepted' as const, submittedAt: base.time };
-      const bytes = (await readFile(path)).length;
-      const record = new TaskRecord({ ...persisted, cancelRequested: false }, [running], {
-        path,
-        bytes,
-      });
-      const lines: TaskEvent = {
-        ...base,
-        seq: 2,
-        kind: 'log',
-        stream: 'stdout',
-        level: 'info',
-        lines: ['é', 'b'],
-      };
-      // As the store does: the line goes to the file, then the record counts it.
-      await appendFile(path, `${JSON.stringify(lines)}\n`);
-      record.store(lines, 'not kept: the file is read instead');
-      assert.equal(record.lastSeq, 2);
-      assert.deepEqual(record.logLines(), ['é', 'b']);
-      const first = record.events;
-      // A line written but not yet stored is not an event yet.
-      await appendFile(path, `${JSON.stringify({ ...running, seq: 3 })}\n`);
-      assert.equal(record.events.length, 2);
-      assert.equal(record.events[1], first[1], 'parsed once, not again on every read');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+  it('keeps no texts and reads stored events back from the file, after a restart too', async () => {
+    const running: TaskEvent = { ...base, seq: 1, kind: 'state', state: 'running' };
+    await writeFile(path, `${JSON.stringify(running)}\n`);
+    const persisted = { task, status: 'accepted' as const, submittedAt: base.time };
+    const bytes = (await readFile(path)).length;
+    const record = new TaskRecord({ ...persisted, cancelRequested: false }, { path, bytes }, [
+      running,
+    ]);
+    const lines: TaskEvent = {
+      ...base,
+      seq: 2,
+      kind: 'log',
+      stream: 'stdout',
+      level: 'info',
+      lines: ['é', 'b'],
+    };
+    await store(record, lines);
+    assert.equal(record.lastSeq, 2);
+    assert.deepEqual(record.logLines(), ['é', 'b']);
+    const first = record.events;
+    // A line written but not yet stored is not an event yet.
+    await appendFile(path, `${JSON.stringify({ ...running, seq: 3 })}\n`);
+    assert.equal(record.events.length, 2);
+    assert.equal(record.events[1], first[1], 'parsed once, not again on every read');
   });
 });

@@ -9,7 +9,6 @@ import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
-import type { TaskEvent } from '../protocol/index.js';
 import { demoTask, makeTempDir, uniqueId, whenEvent, withEnv } from './env.js';
 import { MB, MIB, now, ProcessWatch } from './measure.js';
 import type { BenchOptions } from './options.js';
@@ -46,12 +45,11 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
         const { handle } = await env.run(
           demoTask(uniqueId('artifacts'), script),
           options.quick ? 120_000 : 600_000,
-          (handle) => {
-            collecting = whenEvent(
-              handle,
-              (e: TaskEvent) => e.kind === 'state' && e.state === 'collecting',
-            );
-            stored = whenEvent(handle, (e: TaskEvent) => e.kind === 'artifact');
+          {
+            onTask: (task) => {
+              collecting = whenEvent(task, (e) => e.kind === 'state' && e.state === 'collecting');
+              stored = whenEvent(task, (e) => e.kind === 'artifact');
+            },
           },
         );
         const seen = await watch.stop();
@@ -65,7 +63,7 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
         uploadMBps.push(artifact.size / MB / (ms / 1000));
         growth.push((seen.peak - seen.rssStart) / MIB);
         agentCpu.push(seen.cpuSeconds);
-        await rm(env.server.artifactPath(artifact.sha256), { force: true });
+        await rm(await env.server.artifactPath(artifact.sha256), { force: true });
       }
     });
   } finally {

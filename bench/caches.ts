@@ -12,7 +12,6 @@ import { pack } from 'tar-stream';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DEMO_IMAGE, type DockerClient } from '../images/index.js';
-import type { AgentMessage } from '../protocol/index.js';
 import type { SubmitInput } from '../protocol/reference-server/index.js';
 import { startGitServer, type TestGitServer } from '../test/support/git-server.js';
 import { BENCH_LABEL } from './engine.js';
@@ -36,8 +35,8 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
       // Bytes the server sent on blob requests (packages), by content hash.
       const blobSizes = new Map<string, number>();
       let blobBytesSent = 0;
-      env.server.on('agent-message', (message: AgentMessage) => {
-        if (message.type === 'blob-request') blobBytesSent += blobSizes.get(message.sha256) ?? 0;
+      env.server.on('blob-request', (sha256) => {
+        blobBytesSent += blobSizes.get(sha256) ?? 0;
       });
       const step = 'test -d "$PWD"';
       const measure =

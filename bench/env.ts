@@ -1,7 +1,8 @@
 /**
- * The setting every case runs in: the reference server in this process on 127.0.0.1, and the agent
- * under measurement as a separate `node dist/agent/cli.js agent` process, so that its CPU time and
- * memory are its own. `dispose()` stops both and removes what they left.
+ * The setting every case runs in: the reference server in a process of its own on 127.0.0.1
+ * (server-child.ts), and the agent under measurement as a separate `node dist/agent/cli.js agent`
+ * process, so that the CPU time and memory of each are their own. `dispose()` stops both and
+ * removes what they left.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -10,13 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEMO_IMAGE, DockerClient, ensureDemoImage } from '../images/index.js';
-import type { ResultEvent, TaskEvent } from '../protocol/index.js';
-import {
-  ReferenceServer,
-  type SubmitInput,
-  type TaskHandle,
-} from '../protocol/reference-server/index.js';
-import { now, withTimeout } from './measure.js';
+import type { ResultEvent } from '../protocol/index.js';
+import type { SubmitInput } from '../protocol/reference-server/index.js';
+import { withTimeout } from './measure.js';
+import { ServerProcess, type BenchEvent, type RemoteTask } from './server-process.js';
 
 export const BENCH_TOKEN = 'bench-token';
 
@@ -47,7 +45,7 @@ export function demoTask(
 }
 
 export interface TimedResult {
-  handle: TaskHandle;
+  handle: RemoteTask;
   result: ResultEvent;
   /** From submit (the server pushes at once when the agent has room) to the stored result. */
   ms: number;
@@ -62,7 +60,7 @@ export interface BenchEnvOptions {
 
 export class BenchEnv {
   readonly docker: DockerClient;
-  server: ReferenceServer;
+  server: ServerProcess;
   readonly dataDir: string;
   readonly home: string;
   readonly child: ChildProcess;
@@ -71,7 +69,7 @@ export class BenchEnv {
 
   private constructor(
     docker: DockerClient,
-    server: ReferenceServer,
+    server: ServerProcess,
     dataDir: string,
     home: string,
     child: ChildProcess,
@@ -96,8 +94,7 @@ export class BenchEnv {
     await ensureDemoImage(docker);
     const dataDir = await makeTempDir('server');
     const home = await makeTempDir('home');
-    const server = newServer(dataDir, 0, options.heartbeatMs);
-    await server.listen();
+    const server = await startServer(dataDir, 0, options.heartbeatMs);
     const hello = new Promise<void>((resolve) => server.once('hello', () => resolve()));
     const env: NodeJS.ProcessEnv = {};
     for (const [key, value] of Object.entries(process.env)) {
@@ -159,40 +156,44 @@ export class BenchEnv {
     return Number(new URL(this.server.url).port);
   }
 
-  /** Submits a task and waits (bounded) for its result; anything but success is an error. */
+  /**
+   * Submits a task and waits (bounded) for its result; anything but success is an error. `ms` is
+   * from submit to the stored result, both as the server saw them.
+   */
   async run(
     input: SubmitInput,
     timeoutMs = 60_000,
-    onSubmitted?: (handle: TaskHandle) => void,
+    options: { usualLineLength?: number; onTask?: (task: RemoteTask) => void } = {},
   ): Promise<TimedResult> {
-    const start = now();
-    const handle = this.server.submit(input);
-    onSubmitted?.(handle);
-    const result = await withTimeout(handle.result, timeoutMs, `the result of ${input.taskId}`);
-    const ms = now() - start;
+    const handle = await this.server.submit(input, options);
+    const { event: result, at } = await withTimeout(
+      handle.result,
+      timeoutMs,
+      `the result of ${input.taskId}`,
+    );
     if (result.outcome !== 'success') {
       throw new Error(
         `task ${input.taskId} ended ${result.outcome} (exit ${result.exitCode}): ` +
           `${result.error?.message ?? ''}\n${handle.logLines().slice(-10).join('\n')}`,
       );
     }
-    return { handle, result, ms };
+    return { handle, result, ms: at - handle.submittedAt };
   }
 
   /**
-   * Closes the server (the agent sees 1001), waits `downMs`, and starts a new one on the same port
-   * and data folder. Returns the moment it listens again (now()) and a promise of the next hello.
+   * Stops the server process (the agent sees its connection end), waits `downMs`, and starts a new
+   * one on the same port and data folder. Returns the moment it listens again (now()) and a
+   * promise of the next hello.
    */
   async restartServer(downMs: number): Promise<{ upAt: number; hello: Promise<number> }> {
     const port = this.port;
     await this.server.close();
     await new Promise((resolve) => setTimeout(resolve, downMs));
-    const server = newServer(this.dataDir, port, this.#options.heartbeatMs);
-    const hello = new Promise<number>((resolve) => server.once('hello', () => resolve(now())));
-    await server.listen();
-    const upAt = now();
+    const server = await startServer(this.dataDir, port, this.#options.heartbeatMs);
+    // The agent may not dial before the server says it listens: its backoff waits 500 ms or more.
+    const hello = new Promise<number>((resolve) => server.once('hello', resolve));
     this.server = server;
-    return { upAt, hello };
+    return { upAt: server.listeningAt, hello };
   }
 
   async dispose(): Promise<void> {
@@ -229,30 +230,29 @@ function nodeArgs(): string[] {
   return (process.env.BENCH_AGENT_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
 }
 
-function newServer(
+function startServer(
   dataDir: string,
   port: number,
   heartbeatMs: number | undefined,
-): ReferenceServer {
-  return new ReferenceServer({
+): Promise<ServerProcess> {
+  return ServerProcess.start({
     token: BENCH_TOKEN,
-    host: '127.0.0.1',
     port,
     dataDir,
     ...(heartbeatMs === undefined ? {} : { heartbeatMs }),
   });
 }
 
-/** Resolves with the time (now()) at which the first event matching arrives. */
+/** Resolves with the time (now(), on the server's clock) at which the first event matching arrives. */
 export function whenEvent(
-  handle: TaskHandle,
-  match: (event: TaskEvent) => boolean,
+  handle: RemoteTask,
+  match: (event: BenchEvent) => boolean,
 ): Promise<number> {
   return new Promise((resolve) => {
-    const listener = (event: TaskEvent): void => {
+    const listener = (event: BenchEvent, at: number): void => {
       if (!match(event)) return;
       handle.off('event', listener);
-      resolve(now());
+      resolve(at);
     };
     handle.on('event', listener);
   });

@@ -4,7 +4,7 @@
  * the server still up.
  */
 import { demoTask, uniqueId, withEnv } from './env.js';
-import { now, withTimeout } from './measure.js';
+import { withTimeout } from './measure.js';
 import type { BenchOptions } from './options.js';
 import type { CaseReport } from './report.js';
 
@@ -22,9 +22,8 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
       const { upAt, hello } = await env.restartServer(DOWN_MS);
       afterRestart.push((await withTimeout(hello, 60_000, 'hello after a restart')) - upAt);
 
-      const next = new Promise<number>((resolve) => env.server.once('hello', () => resolve(now())));
-      const cutAt = now();
-      env.server.disconnectAll();
+      const next = new Promise<number>((resolve) => env.server.once('hello', resolve));
+      const cutAt = await env.server.disconnectAll();
       afterCut.push((await withTimeout(next, 60_000, 'hello after a cut')) - cutAt);
     }
     // Still working after all that.

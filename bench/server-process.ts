@@ -44,10 +44,8 @@ export class RemoteTask extends EventEmitter<RemoteTaskEvents> {
   status = 'submitting';
   /** When the server took the task (`now()`). */
   submittedAt = Number.NaN;
+  /** Every event but the log's, in order. */
   readonly events: BenchEvent[] = [];
-  /** Lines in log events, forwarded or not, and their bytes. */
-  lineCount = 0;
-  bytes = 0;
   /** Resolves with the result event and when the server stored it (`now()`). */
   readonly result: Promise<{ event: ResultEvent; at: number }>;
   #settle: (value: { event: ResultEvent; at: number }) => void = () => undefined;
@@ -80,8 +78,6 @@ export class RemoteTask extends EventEmitter<RemoteTaskEvents> {
   }
 
   #receiveLog(notice: ForwardedLog): void {
-    this.lineCount += notice.lineCount;
-    this.bytes += notice.bytes;
     this.#tail.push(...notice.lines);
     this.#tail.splice(0, Math.max(0, this.#tail.length - 20));
     const { stream, lines, lineCount, bytes } = notice;
@@ -97,7 +93,7 @@ export class ServerProcess extends EventEmitter<ServerProcessEvents> {
   readonly listeningAt: number;
   readonly #child: ChildProcess;
   readonly #tasks = new Map<string, RemoteTask>();
-  readonly #replies = new Map<number, (notice: ServerNotice) => void>();
+  readonly #replies = new Map<number, (answer: ServerNotice | Error) => void>();
   #nextId = 1;
 
   private constructor(child: ChildProcess, url: string, listeningAt: number) {
@@ -106,6 +102,12 @@ export class ServerProcess extends EventEmitter<ServerProcessEvents> {
     this.url = url;
     this.listeningAt = listeningAt;
     child.on('message', (raw) => this.#receive(v.parse(noticeSchema, raw)));
+    // A server that dies fails what waits on a reply; tasks fail by their own time limits.
+    child.once('exit', (code, signal) => {
+      const error = new Error(`the bench server exited (code ${code}, signal ${signal})`);
+      for (const reply of this.#replies.values()) reply(error);
+      this.#replies.clear();
+    });
   }
 
   static async start(config: ServerChildConfig): Promise<ServerProcess> {
@@ -149,6 +151,9 @@ export class ServerProcess extends EventEmitter<ServerProcessEvents> {
       op: 'submit',
       input,
       ...(usualLineLength === undefined ? {} : { usualLineLength }),
+    }).catch((error: unknown) => {
+      this.#tasks.delete(task.taskId);
+      throw error;
     });
     const accepted = v.parse(v.object({ status: v.string(), submittedAt: v.number() }), value);
     // A status notice may have come first: it is newer than the reply's.
@@ -193,12 +198,17 @@ export class ServerProcess extends EventEmitter<ServerProcessEvents> {
   ): Promise<{ value: unknown; at: number }> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#replies.set(id, (notice) => {
-        if (notice.type !== 'reply') return;
-        if (notice.error !== undefined) reject(new Error(notice.error));
-        else resolve({ value: notice.value, at: notice.at });
+      this.#replies.set(id, (answer) => {
+        if (answer instanceof Error) reject(answer);
+        else if (answer.type !== 'reply') return;
+        else if (answer.error !== undefined) reject(new Error(answer.error));
+        else resolve({ value: answer.value, at: answer.at });
       });
-      this.#child.send({ ...request, id });
+      this.#child.send({ ...request, id }, (error) => {
+        if (error === null) return;
+        this.#replies.delete(id);
+        reject(error);
+      });
     });
   }
 

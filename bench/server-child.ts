@@ -11,6 +11,7 @@ import { parseTask, type AgentMessage, type TaskEvent } from '../protocol/index.
 import { ReferenceServer } from '../protocol/reference-server/index.js';
 import {
   absoluteNow,
+  childConfigSchema,
   requestSchema,
   type ServerChildConfig,
   type ServerNotice,
@@ -22,13 +23,7 @@ function send(notice: ServerNotice): void {
 }
 
 function parseConfig(text: string | undefined): ServerChildConfig {
-  const schema = v.object({
-    dataDir: v.string(),
-    port: v.number(),
-    token: v.string(),
-    heartbeatMs: v.optional(v.number()),
-  });
-  return v.parse(schema, JSON.parse(text ?? '{}'));
+  return v.parse(childConfigSchema, JSON.parse(text ?? '{}'));
 }
 
 /**

@@ -6,12 +6,13 @@
 import * as v from 'valibot';
 import { eventSchema } from '../protocol/index.js';
 
-export interface ServerChildConfig {
-  dataDir: string;
-  port: number;
-  token: string;
-  heartbeatMs?: number;
-}
+export const childConfigSchema = v.object({
+  dataDir: v.string(),
+  port: v.number(),
+  token: v.string(),
+  heartbeatMs: v.optional(v.number()),
+});
+export type ServerChildConfig = v.InferOutput<typeof childConfigSchema>;
 
 /** Bench → server process. `id` pairs a request with its reply. */
 export const requestSchema = v.variant('op', [
@@ -28,6 +29,12 @@ export const requestSchema = v.variant('op', [
   v.object({ op: v.literal('close'), id: v.number() }),
 ]);
 export type ServerRequest = v.InferOutput<typeof requestSchema>;
+/** A request as the bench writes it: the reply's `id` is added when it is sent. */
+export type ServerRequestBody = ServerRequest extends infer R
+  ? R extends ServerRequest
+    ? Omit<R, 'id'>
+    : never
+  : never;
 
 const forwardedLogSchema = v.object({
   type: v.literal('log'),

@@ -15,6 +15,7 @@ import {
   type ForwardedLog,
   type ServerChildConfig,
   type ServerNotice,
+  type ServerRequestBody,
 } from './server-ipc.js';
 
 const SERVER_CHILD = fileURLToPath(new URL('./server-child.js', import.meta.url));
@@ -188,14 +189,7 @@ export class ServerProcess extends EventEmitter<ServerProcessEvents> {
     });
   }
 
-  #request(
-    request:
-      | { op: 'submit'; input: SubmitInput; usualLineLength?: number }
-      | { op: 'add-blob'; path: string }
-      | { op: 'artifact-path'; sha256: string }
-      | { op: 'disconnect-all' }
-      | { op: 'close' },
-  ): Promise<{ value: unknown; at: number }> {
+  #request(request: ServerRequestBody): Promise<{ value: unknown; at: number }> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#replies.set(id, (answer) => {

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import type { EventBody } from '../../protocol/index.js';
+import { Masker } from '../../agent/masker.js';
+import { holdsServiceMessage, StdoutInterpreter } from '../../agent/stdout-interpreter.js';
+import { TaskLog } from '../../agent/task-log.js';
+
+describe('StdoutInterpreter', () => {
+  it('finds a line that starts a service message, wherever the first # is', () => {
+    assert.equal(holdsServiceMessage('plain\nlines'), false);
+    assert.equal(holdsServiceMessage("##octopus[setVariable name='a']"), true);
+    assert.equal(holdsServiceMessage("a\n##octopus[setVariable name='a']"), true);
+    assert.equal(holdsServiceMessage("# a comment\nb\n##octopus[mask value='x']\nc"), true);
+    assert.equal(holdsServiceMessage("x #\n##octopus[mask value='x']"), true);
+    assert.equal(holdsServiceMessage('#\n##octopus['), true);
+    assert.equal(holdsServiceMessage("not at the start ##octopus[mask value='x']"), false);
+    assert.equal(holdsServiceMessage('## a heading\n#octopus['), false);
+  });
+
+  it('acts on a service message in whole text after other lines with a #', async () => {
+    const events: EventBody[] = [];
+    const masker = new Masker();
+    const log = new TaskLog(async (body) => {
+      events.push(body);
+    }, masker);
+    const interpreter = new StdoutInterpreter(
+      log,
+      masker,
+      async (body) => {
+        events.push(body);
+      },
+      () => undefined,
+    );
+    // Attribute values are base64, as Calamari writes them: QW5zd2Vy is Answer, NDI= is 42.
+    const text = "# step 1\nfirst\n##octopus[setVariable name='QW5zd2Vy' value='NDI=']\nlast";
+    await interpreter.text(text, text.length + 1);
+    const variables = events.filter((e) => e.kind === 'variable');
+    assert.deepEqual(
+      variables.map((e) => e.kind === 'variable' && [e.name, e.value]),
+      [['Answer', '42']],
+    );
+    const lines = events.flatMap((e) => (e.kind === 'log' ? e.lines : []));
+    assert.deepEqual(lines, ['# step 1', 'first', 'last']);
+  });
+});

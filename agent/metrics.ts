@@ -5,13 +5,8 @@
  * as everywhere in cuttle, and exported in seconds, as Prometheus expects.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import {
-  OUTCOMES,
-  TASK_STATES,
-  type EventBody,
-  type Outcome,
-  type TaskState,
-} from '../protocol/index.js';
+import { OUTCOMES, TASK_STATES, type Outcome, type TaskState } from '../protocol/index.js';
+import type { JournalEntry, JournalInput } from '../workspace/index.js';
 
 /** Steps last from seconds to hours. */
 const TASK_BUCKETS_S = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400];
@@ -250,20 +245,12 @@ export class AgentMetrics {
   }
 
   /**
-   * An event was journalled (to be sent): counts the bytes of log lines and artifacts. `written`
-   * is the event as the journal wrote it: when its JSON is ASCII (as many bytes as characters),
-   * so are its lines, and their lengths are their sizes without encoding anything.
+   * An event was journalled (to be sent): counts the bytes of log lines (the journal measured
+   * them as it encoded the event) and of artifacts.
    */
-  journalled(event: EventBody, written?: { text: string; bytes: Buffer }): void {
-    if (event.kind === 'log') {
-      if (written !== undefined && written.bytes.length === written.text.length) {
-        let bytes = 0;
-        for (const line of event.lines) bytes += line.length;
-        this.logBytes(bytes);
-      } else {
-        // Measured joined: one call per event, not one per line.
-        this.logBytes(Buffer.byteLength(event.lines.join('')));
-      }
+  journalled(event: JournalInput, written: Pick<JournalEntry, 'lineBytes'>): void {
+    if (event.kind === 'log' || event.kind === 'log-text') {
+      this.logBytes(written.lineBytes);
     } else if (event.kind === 'artifact') {
       this.artifactBytes(event.size);
     }
@@ -307,7 +294,7 @@ export class TaskMetrics {
     this.#phases = new PhaseClock(metrics, now);
   }
 
-  journalled(event: EventBody, written?: { text: string; bytes: Buffer }): void {
+  journalled(event: JournalInput, written: Pick<JournalEntry, 'lineBytes'>): void {
     this.#metrics.journalled(event, written);
     if (event.kind === 'state') {
       this.#phases.enter(event.state);

@@ -6,12 +6,8 @@
  * Each event of the step's output says how far into its output file it reaches (`Advance`), so
  * the journal can record, with the event, where a restarted agent resumes reading.
  */
-import {
-  MAX_LOG_LINE_BYTES,
-  type EventBody,
-  type LogLevel,
-  type LogStream,
-} from '../protocol/index.js';
+import { MAX_LOG_LINE_BYTES, type LogLevel, type LogStream } from '../protocol/index.js';
+import type { JournalInput } from '../workspace/index.js';
 import type { Masker } from './masker.js';
 import { linesOfText, type TailSink } from './output-tail.js';
 
@@ -33,7 +29,7 @@ export interface Advance {
   open: boolean;
 }
 
-export type AppendEvent = (body: EventBody, advance?: Advance) => Promise<void>;
+export type AppendEvent = (body: JournalInput, advance?: Advance) => Promise<void>;
 
 /** Serializes a task's log writers, so a line sent in pieces is not interleaved by another stream. */
 export class TaskLog {
@@ -146,8 +142,9 @@ export class TaskLog {
         const batch = text.slice(start, stop);
         const masked = this.#masker.size > 0 ? this.#masker.maskLines(batch) : batch;
         if (masked.length > BATCH_CHARS) break;
+        // Handed over joined: the journal encodes the lines without splitting them.
         await this.#append(
-          { kind: 'log', stream, level, lines: masked.split('\n') },
+          { kind: 'log-text', stream, level, text: masked },
           { stream, end: origin + stop + 1, open: false },
         );
         start = stop + 1;

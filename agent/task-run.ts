@@ -10,7 +10,6 @@ import {
   CuttleError,
   isErrorCode,
   MAX_LOG_LINE_BYTES,
-  type EventBody,
   type LogLevel,
   type Outcome,
   type PullPolicy,
@@ -25,6 +24,7 @@ import {
   type BindMount,
   type PackageCache,
   type ToolStore,
+  type JournalInput,
   type TaskJournal,
 } from '../workspace/index.js';
 import {
@@ -777,7 +777,7 @@ export class TaskRun {
     await this.#append({ kind: 'state', state });
   }
 
-  async #append(body: EventBody, advance?: Advance): Promise<void> {
+  async #append(body: JournalInput, advance?: Advance): Promise<void> {
     await this.#ctx.outbox.room();
     // The checkpoint is taken in the journal's write order, so it never counts output whose
     // events are not yet on disk.

@@ -2,5 +2,6 @@
 export * from './errors.js';
 export * from './messages.js';
 export * from './codec.js';
+export * from './lines-json.js';
 export * from './agent-connection.js';
 export * from './blob-stream.js';

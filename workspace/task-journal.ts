@@ -27,9 +27,12 @@ import * as v from 'valibot';
 import {
   eventSchema,
   hashFile,
+  linesJson,
   parseTask,
   taskIdSchema,
   type EventBody,
+  type LogLevel,
+  type LogStream,
   type Task,
   type TaskEvent,
 } from '../protocol/index.js';
@@ -46,12 +49,27 @@ const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
 const RECENT_BYTES = 8 * 1024 * 1024;
 const TAB = 0x09;
 
+/**
+ * A `log` event whose lines come joined by '\n' (none holds one): the busy log path's form. The
+ * journal encodes them without splitting them (protocol/lines-json.ts); the event on the wire is
+ * the `log` event of `text.split('\n')`.
+ */
+export interface LogText {
+  kind: 'log-text';
+  stream: LogStream;
+  level: LogLevel;
+  text: string;
+}
+
+/** What can be appended: an event's body, or a log event's lines as one text. */
+export type JournalInput = EventBody | LogText;
+
 export interface JournalEntry {
-  readonly event: TaskEvent;
-  /** The exact text to send. */
-  readonly text: string;
-  /** `text` in UTF-8, as written to disk and sent: encoded once. */
+  readonly seq: number;
+  /** The event's JSON text in UTF-8, as written to disk and sent: encoded once. */
   readonly bytes: Buffer;
+  /** For a log event, the UTF-8 bytes of its lines (what the agent counts as log bytes); else 0. */
+  readonly lineBytes: number;
 }
 
 export class TaskJournal {
@@ -207,38 +225,75 @@ export class TaskJournal {
    * on the same line after a tab, which JSON text never contains: event and checkpoint are on disk
    * together or not at all, so a restarted agent resumes exactly after the last journalled event.
    */
-  append(body: EventBody, checkpoint?: () => unknown): Promise<JournalEntry> {
+  append(body: JournalInput, checkpoint?: () => unknown): Promise<JournalEntry> {
     // A function is called in write order, so it sees every earlier append done.
     return this.#serialize(() => {
       if (this.#finished) {
         throw new WorkspaceError(`task ${this.taskId} already has a result`, this.dir);
       }
-      // The agent's own events are typed where they are made; validating each again here was a
-      // measurable share of the agent's CPU on busy logs (docs/benchmarks.md).
-      const event: TaskEvent = {
-        type: 'event',
-        taskId: this.taskId,
-        seq: this.lastSeq + 1,
-        time: new Date().toISOString(),
-        ...body,
-      };
-      const text = JSON.stringify(event);
+      const seq = this.lastSeq + 1;
+      const time = new Date().toISOString();
       const state = checkpoint?.();
-      const suffix = state === undefined ? '' : `\t${JSON.stringify(state)}`;
-      // Encoded once: the same bytes go to disk and, from #recent, to the server. Writing a string
-      // would encode it anyway, and sending it would encode it again (docs/performance.md).
-      const line = Buffer.from(`${text}${suffix}\n`, 'utf8');
-      const bytes = line.subarray(0, line.length - Buffer.byteLength(suffix) - 1);
+      // The checkpoint's tab and JSON, and the line end. Each line is encoded once: the same
+      // bytes go to disk and, from #recent, to the server (docs/performance.md).
+      const suffix = state === undefined ? '\n' : `\t${JSON.stringify(state)}\n`;
+      let line: Buffer | undefined;
+      let lineBytes = 0;
+      if (body.kind === 'log-text') {
+        const { stream, level, text } = body;
+        const head = JSON.stringify({
+          type: 'event',
+          taskId: this.taskId,
+          seq,
+          time,
+          kind: 'log',
+          stream,
+          level,
+        });
+        const fast = linesJson(text, `${head.slice(0, -1)},"lines":`, `}${suffix}`);
+        if (fast !== undefined) {
+          line = fast.bytes;
+          lineBytes = text.length - (fast.lines - 1); // ASCII: a character is a byte
+        }
+      }
+      if (line === undefined) {
+        // The agent's own events are typed where they are made; validating each again here was a
+        // measurable share of the agent's CPU on busy logs (docs/benchmarks.md).
+        const event: TaskEvent =
+          body.kind === 'log-text'
+            ? {
+                type: 'event',
+                taskId: this.taskId,
+                seq,
+                time,
+                kind: 'log',
+                stream: body.stream,
+                level: body.level,
+                lines: body.text.split('\n'),
+              }
+            : { type: 'event', taskId: this.taskId, seq, time, ...body };
+        const text = JSON.stringify(event);
+        line = Buffer.from(`${text}${suffix}`, 'utf8');
+        if (event.kind === 'log') {
+          // ASCII JSON (as many bytes as characters) has ASCII lines: their lengths are their sizes.
+          if (line.length === text.length + suffix.length) {
+            for (const part of event.lines) lineBytes += part.length;
+          } else {
+            lineBytes = Buffer.byteLength(event.lines.join(''));
+          }
+        }
+      }
+      const bytes = line.subarray(0, line.length - Buffer.byteLength(suffix));
       const end = this.#offsets[this.#offsets.length - 1] ?? 0;
       // Written synchronously: an event goes to the page cache in microseconds, while a round
       // trip through libuv's thread pool (two thread wake-ups per event) cost more than the write
       // itself: a third of the agent's CPU on busy logs on a 2-core VM (docs/performance.md).
       writeSync(this.#handle.fd, line, 0, line.length, end);
       this.#offsets.push(end + line.length);
-      this.#remember(event.seq, bytes);
-      if (event.kind === 'result') this.#finished = true;
+      this.#remember(seq, bytes);
+      if (body.kind === 'result') this.#finished = true;
       if (state !== undefined) this.#checkpoint = state;
-      return { event, text, bytes };
+      return { seq, bytes, lineBytes };
     });
   }
 

@@ -10,6 +10,9 @@ import {
 import { CuttleError, OUTCOMES, TASK_STATES } from '../../protocol/index.js';
 import { parsePrometheusText, sampleValue, type Exposition } from '../support/prometheus.js';
 
+/** What the journal reports for an event without log lines. */
+const NO_LINES = { lineBytes: 0 };
+
 /** A clock the test moves by hand. */
 function manualClock(): { now: () => number; advance: (ms: number) => void } {
   let time = 1_000_000;
@@ -179,14 +182,20 @@ describe('AgentMetrics', () => {
     const metrics = new AgentMetrics({ defaultMetrics: false, now: clock.now });
     metrics.taskStarted('t');
     const task = metrics.forTask('t');
-    task.journalled({ kind: 'state', state: 'preparing' });
+    task.journalled({ kind: 'state', state: 'preparing' }, NO_LINES);
     clock.advance(1000);
-    task.journalled({ kind: 'state', state: 'pulling' });
+    task.journalled({ kind: 'state', state: 'pulling' }, NO_LINES);
     clock.advance(4000);
-    task.journalled({ kind: 'state', state: 'running' });
-    task.journalled({ kind: 'log', stream: 'stdout', level: 'info', lines: ['abc'] });
+    task.journalled({ kind: 'state', state: 'running' }, NO_LINES);
+    task.journalled(
+      { kind: 'log', stream: 'stdout', level: 'info', lines: ['abc'] },
+      { lineBytes: 3 },
+    );
     clock.advance(2000);
-    task.journalled({ kind: 'result', outcome: 'timeout', exitCode: null, durationMs: 7000 });
+    task.journalled(
+      { kind: 'result', outcome: 'timeout', exitCode: null, durationMs: 7000 },
+      NO_LINES,
+    );
     const exposition = await scrape(metrics);
     const phase = (name: string): number | undefined =>
       sampleValue(exposition, 'cuttle_task_phase_duration_seconds_sum', { phase: name });
@@ -207,29 +216,26 @@ describe('AgentMetrics', () => {
     metrics.logBytes(23);
     metrics.logBytes(0);
     metrics.artifactBytes(4000);
-    // What the task run journals: log lines counted in UTF-8 bytes, artifacts by size.
-    metrics.journalled({ kind: 'log', stream: 'stdout', level: 'info', lines: ['héllo', ''] });
-    // With the journal's text and bytes: ASCII lines are counted by length, others measured.
-    const written = (text: string): { text: string; bytes: Buffer } => ({
-      text,
-      bytes: Buffer.from(text),
-    });
+    // What the task run journals: log lines by the bytes the journal counted, artifacts by size.
     metrics.journalled(
-      { kind: 'log', stream: 'stdout', level: 'info', lines: ['abc', 'de'] },
-      written('{"lines":["abc","de"]}'),
+      { kind: 'log', stream: 'stdout', level: 'info', lines: ['héllo', ''] },
+      { lineBytes: 6 },
     );
     metrics.journalled(
-      { kind: 'log', stream: 'stdout', level: 'info', lines: ['ü', '€'] },
-      written('{"lines":["ü","€"]}'),
+      { kind: 'log-text', stream: 'stderr', level: 'info', text: 'ab\nc' },
+      { lineBytes: 3 },
     );
-    metrics.journalled({ kind: 'artifact', name: 'a', path: '/w/a', size: 96, sha256: 'x' });
-    metrics.journalled({ kind: 'state', state: 'running' });
+    metrics.journalled(
+      { kind: 'artifact', name: 'a', path: '/w/a', size: 96, sha256: 'x' },
+      NO_LINES,
+    );
+    metrics.journalled({ kind: 'state', state: 'running' }, NO_LINES);
     metrics.pullDuration(1500);
     metrics.buildDuration(-5);
     let backlog = 7;
     metrics.journalBacklog(() => backlog);
     let exposition = await scrape(metrics);
-    assert.equal(sampleValue(exposition, 'cuttle_log_sent_bytes_total'), 129 + 5 + 5);
+    assert.equal(sampleValue(exposition, 'cuttle_log_sent_bytes_total'), 123 + 6 + 3);
     assert.equal(sampleValue(exposition, 'cuttle_artifact_sent_bytes_total'), 4096);
     assert.equal(sampleValue(exposition, 'cuttle_journal_backlog_events'), 7);
     assert.equal(sampleValue(exposition, 'cuttle_image_pull_duration_seconds_sum'), 1.5);

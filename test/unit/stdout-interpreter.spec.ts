@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import type { EventBody } from '../../protocol/index.js';
 import { Masker } from '../../agent/masker.js';
 import { holdsServiceMessage, StdoutInterpreter } from '../../agent/stdout-interpreter.js';
 import { TaskLog } from '../../agent/task-log.js';
+import type { JournalInput } from '../../workspace/index.js';
+import { logLines } from '../support/log-lines.js';
 
 describe('StdoutInterpreter', () => {
   it('finds a line that starts a service message, wherever the first # is', () => {
@@ -17,7 +18,7 @@ describe('StdoutInterpreter', () => {
   });
 
   it('acts on a service message in whole text after other lines with a #', async () => {
-    const events: EventBody[] = [];
+    const events: JournalInput[] = [];
     const masker = new Masker();
     const log = new TaskLog(async (body) => {
       events.push(body);
@@ -38,7 +39,7 @@ describe('StdoutInterpreter', () => {
       variables.map((e) => e.kind === 'variable' && [e.name, e.value]),
       [['Answer', '42']],
     );
-    const lines = events.flatMap((e) => (e.kind === 'log' ? e.lines : []));
+    const lines = events.flatMap((e) => logLines(e) ?? []);
     assert.deepEqual(lines, ['# step 1', 'first', 'last']);
   });
 });

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseTask } from '../../protocol/index.js';
+import * as v from 'valibot';
+import { eventSchema, parseTask } from '../../protocol/index.js';
 import { TaskJournal, WorkspaceError } from '../../workspace/index.js';
 
 const task = parseTask({
@@ -30,12 +31,42 @@ describe('TaskJournal', () => {
       level: 'info',
       lines: ['héllo'],
     });
-    assert.equal(first.event.seq, 1);
-    assert.equal(second.event.seq, 2);
-    assert.equal((await journal.read(2)).toString('utf8'), second.text);
-    assert.equal(journal.sizeOf(2), Buffer.byteLength(second.text));
+    assert.equal(first.seq, 1);
+    assert.equal(second.seq, 2);
+    assert.equal((await journal.read(2)).toString('utf8'), second.bytes.toString('utf8'));
+    assert.equal(journal.sizeOf(2), second.bytes.length);
     await assert.rejects(journal.read(3), WorkspaceError);
     await journal.close();
+  });
+
+  it('writes lines given joined as the log event of the split lines, escaped or not', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    // Plain ASCII takes the WebAssembly encoder; a tab, a quote or é the JSON.stringify fallback.
+    const texts = ['one\n\ntwo', 'a\tb\nc', 'say "hi"\n', 'héllo\nwörld', ''];
+    for (const [index, text] of texts.entries()) {
+      const entry = await journal.append(
+        { kind: 'log-text', stream: 'stderr', level: 'warning', text },
+        () => ({ err: index }),
+      );
+      const sent = v.parse(eventSchema, JSON.parse(entry.bytes.toString('utf8')));
+      assert.deepEqual(sent, {
+        type: 'event',
+        taskId: 'T-1',
+        seq: index + 1,
+        time: sent.time,
+        kind: 'log',
+        stream: 'stderr',
+        level: 'warning',
+        lines: text.split('\n'),
+      });
+      assert.equal(entry.lineBytes, Buffer.byteLength(text.split('\n').join('')), text);
+      assert.deepEqual(await journal.read(index + 1), entry.bytes);
+    }
+    await journal.close();
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.equal(loaded?.lastSeq, texts.length, 'every line on disk is a whole event');
+    assert.deepEqual(loaded?.checkpoint, { err: texts.length - 1 });
+    await loaded?.close();
   });
 
   it('keeps its files readable by the agent user alone', async () => {
@@ -57,10 +88,10 @@ describe('TaskJournal', () => {
     const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
     assert.ok(loaded);
     assert.equal(loaded.lastSeq, 2);
-    assert.equal((await loaded.read(2)).toString('utf8'), kept.text);
+    assert.equal((await loaded.read(2)).toString('utf8'), kept.bytes.toString('utf8'));
     const next = await loaded.append({ kind: 'state', state: 'cleaning' });
-    assert.equal(next.event.seq, 3);
-    assert.equal((await loaded.read(3)).toString('utf8'), next.text);
+    assert.equal(next.seq, 3);
+    assert.equal((await loaded.read(3)).toString('utf8'), next.bytes.toString('utf8'));
     assert.equal(loaded.finished, false);
     await loaded.close();
   });
@@ -100,8 +131,8 @@ describe('TaskJournal', () => {
     const journal = await TaskJournal.create(dir, task);
     const entry = await journal.append({ kind: 'state', state: 'running' }, () => ({ out: 10 }));
     await journal.append({ kind: 'state', state: 'collecting' });
-    assert.equal((await journal.read(1)).toString('utf8'), entry.text);
-    assert.ok(!entry.text.includes('out'));
+    assert.equal((await journal.read(1)).toString('utf8'), entry.bytes.toString('utf8'));
+    assert.ok(!entry.bytes.toString('utf8').includes('out'));
     await journal.writeRunInfo({ kind: 'host', workFolder: '/w', preparedAt: 1 });
     await journal.close();
     const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
@@ -127,7 +158,7 @@ describe('TaskJournal', () => {
         level: 'info',
         lines: [`${i} ${line}`],
       });
-      texts.push(entry.text);
+      texts.push(entry.bytes.toString('utf8'));
     }
     let compacting = true;
     let reads = 0;
@@ -169,7 +200,7 @@ describe('TaskJournal', () => {
         { kind: 'log', stream: 'stdout', level: 'info', lines: [`line ${i}`] },
         () => ({ out: i }),
       );
-      texts.push(entry.text);
+      texts.push(entry.bytes.toString('utf8'));
     }
     await journal.compact(6, 0);
     await assert.rejects(journal.read(6), WorkspaceError);
@@ -177,7 +208,7 @@ describe('TaskJournal', () => {
     assert.equal(journal.lastSeq, 10);
     assert.equal(journal.bytesAfter(6), journal.bytesAfter(0));
     const next = await journal.append({ kind: 'state', state: 'cleaning' });
-    assert.equal(next.event.seq, 11);
+    assert.equal(next.seq, 11);
     await journal.close();
     const onDisk = await readFile(join(journal.dir, 'events.ndjson'), 'utf8');
     assert.ok(!onDisk.includes('"line 6"') && onDisk.includes('"line 7"'));

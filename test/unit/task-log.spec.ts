@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { MAX_LOG_LINE_BYTES, type EventBody } from '../../protocol/index.js';
+import { MAX_LOG_LINE_BYTES } from '../../protocol/index.js';
+import type { JournalInput } from '../../workspace/index.js';
 import { Masker } from '../../agent/masker.js';
 import { linesOfText } from '../../agent/output-tail.js';
 import { splitUtf8, TaskLog } from '../../agent/task-log.js';
+import { logLines } from '../support/log-lines.js';
 
 describe('TaskLog', () => {
   it('splits on character boundaries, never inside one', () => {
@@ -14,7 +16,7 @@ describe('TaskLog', () => {
   });
 
   it('sends a line over 128 KiB as partial pieces that nothing interleaves', async () => {
-    const events: EventBody[] = [];
+    const events: JournalInput[] = [];
     const log = new TaskLog(async (body) => {
       events.push(body);
       await new Promise((resolve) => setImmediate(resolve));
@@ -37,7 +39,7 @@ describe('TaskLog', () => {
   });
 
   it('holds the log for a stream whose line is still being written', async () => {
-    const events: EventBody[] = [];
+    const events: JournalInput[] = [];
     const log = new TaskLog(async (body) => {
       events.push(body);
     }, new Masker());
@@ -54,7 +56,7 @@ describe('TaskLog', () => {
   });
 
   it('masks secrets and batches lines', async () => {
-    const events: EventBody[] = [];
+    const events: JournalInput[] = [];
     const masker = new Masker();
     masker.add('s3cret');
     const log = new TaskLog(async (body) => {
@@ -78,7 +80,8 @@ describe('TaskLog: whole lines as one text (the fast path)', () => {
       for (const secret of secrets) masker.add(secret);
       const recorded: Recorded[] = [];
       const log = new TaskLog(async (body, advance) => {
-        if (body.kind === 'log') recorded.push({ lines: body.lines, end: advance?.end });
+        const lines = logLines(body);
+        if (lines !== undefined) recorded.push({ lines, end: advance?.end });
       }, masker);
       await write(log);
       return recorded;
@@ -137,7 +140,8 @@ describe('TaskLog: whole lines as one text (the fast path)', () => {
   it('ends a line sent in pieces before anything else of its stream', async () => {
     const events: string[][] = [];
     const log = new TaskLog(async (body) => {
-      if (body.kind === 'log') events.push(body.lines);
+      const lines = logLines(body);
+      if (lines !== undefined) events.push(lines);
     }, new Masker());
     await log.partial('stdout', 'info', 'start-', 6);
     await log.writeText('stdout', 'info', 'end\nnext', 15);

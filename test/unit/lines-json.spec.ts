@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { linesJson } from '../../protocol/lines-json.js';
+import { GENERATED, generatedSource } from '../../scripts/build-wasm.js';
+
+/** What linesJson must equal whenever it answers. */
+function expected(text: string, prefix: string, suffix: string): string {
+  return `${prefix}${JSON.stringify(text.split('\n'))}${suffix}`;
+}
+
+function check(text: string, prefix = '{"lines":', suffix = '}\n'): 'encoded' | 'declined' {
+  const result = linesJson(text, prefix, suffix);
+  if (result === undefined) return 'declined';
+  assert.equal(result.bytes.toString('utf8'), expected(text, prefix, suffix), JSON.stringify(text));
+  assert.equal(result.lines, text.split('\n').length);
+  return 'encoded';
+}
+
+/** A deterministic generator (xorshift), so that a failure can be run again. */
+function randomText(seed: number, length: number, alphabet: string): string {
+  let state = seed || 1;
+  let text = '';
+  for (let i = 0; i < length; i++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    text += alphabet[(state >>> 0) % alphabet.length];
+  }
+  return text;
+}
+
+describe('linesJson (the busy log path’s encoder)', () => {
+  it('is the JSON of the split lines, for lines of every length around its 16-byte steps', () => {
+    for (let length = 0; length <= 70; length++) {
+      const line = 'x'.repeat(length);
+      assert.equal(check(line), 'encoded');
+      assert.equal(check(`${line}\n${line}`), 'encoded');
+      assert.equal(check(`\n${line}\n`), 'encoded');
+    }
+    assert.equal(check('\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n'), 'encoded');
+    assert.equal(check('a~ \x7f'), 'encoded', 'DEL and the printable edges need no escape');
+  });
+
+  it('declines, at any position, what JSON escapes or what is not ASCII', () => {
+    const escaped = ['"', '\\', '\t', '\r', '\0', '\x1b', '\x1f', 'é', '€', '😀', '\ud800'];
+    for (const character of escaped) {
+      for (const at of [0, 1, 15, 16, 17, 31, 32, 47, 60]) {
+        const text = `${'a'.repeat(at)}${character}${'b'.repeat(40)}\nlast`;
+        assert.equal(check(text), 'declined', `${JSON.stringify(character)} at ${at}`);
+        assert.equal(check(text.slice(0, at + 1)), 'declined', 'in the last, partial vector');
+      }
+    }
+  });
+
+  it('matches JSON.stringify on random text, and answers again after declining', () => {
+    // Printable ASCII but '"' and '\\' with line ends; every fifth text may also hold a character
+    // that must be escaped.
+    const printable = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i))
+      .filter((character) => character !== '"' && character !== '\\')
+      .join('');
+    let encoded = 0;
+    for (let seed = 1; seed <= 3000; seed++) {
+      const alphabet = seed % 5 === 0 ? `${printable}\n\t"é` : `${printable}\n\n\n`;
+      if (check(randomText(seed, seed % 300, alphabet)) === 'encoded') encoded += 1;
+    }
+    assert.ok(encoded > 2000, `${encoded} of 3000 encoded`);
+  });
+
+  it('grows its memory for long text and keeps the prefix and suffix as given', () => {
+    const long = randomText(7, 300_000, 'abc \n');
+    assert.equal(check(long, '{"taskId":"T-1","lines":', '}\t{"out":5}\n'), 'encoded');
+    assert.equal(check('after', 'prefix é ', ' suffix 😀'), 'encoded', 'any UTF-8 around');
+    assert.equal(linesJson('x'.repeat(1024 * 1024 + 1), '', ''), undefined, 'over 1 Mi chars');
+  });
+
+  it('was compiled from the .wat as it is now', async function () {
+    this.timeout(20_000);
+    assert.equal(
+      await readFile(GENERATED, 'utf8'),
+      await generatedSource(),
+      'protocol/lines-json-wasm.ts is stale: run node --import tsx scripts/build-wasm.ts',
+    );
+  });
+});

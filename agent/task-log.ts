@@ -19,6 +19,13 @@ import { linesOfText, type TailSink } from './output-tail.js';
  */
 const BATCH_CHARS = 64 * 1024;
 const BATCH_LINES = 8000;
+/**
+ * A batch of at least this many characters goes to the journal joined, for its WebAssembly
+ * encoder (protocol/lines-json.ts). Once compiled, that module keeps ~1.4 MiB of the node binary's
+ * WebAssembly compiler resident for good; a step that prints a few lines at a time gains nothing
+ * from it, so only busy output (a 64 KiB read cut into full batches) loads it.
+ */
+const JOINED_MIN_CHARS = 16 * 1024;
 
 export type OutputStream = 'stdout' | 'stderr';
 
@@ -142,9 +149,11 @@ export class TaskLog {
         const batch = text.slice(start, stop);
         const masked = this.#masker.size > 0 ? this.#masker.maskLines(batch) : batch;
         if (masked.length > BATCH_CHARS) break;
-        // Handed over joined: the journal encodes the lines without splitting them.
+        // Busy output is handed over joined: the journal encodes it without splitting it.
         await this.#append(
-          { kind: 'log-text', stream, level, text: masked },
+          masked.length >= JOINED_MIN_CHARS
+            ? { kind: 'log-text', stream, level, text: masked }
+            : { kind: 'log', stream, level, lines: masked.split('\n') },
           { stream, end: origin + stop + 1, open: false },
         );
         start = stop + 1;

@@ -137,6 +137,18 @@ describe('TaskLog: whole lines as one text (the fast path)', () => {
     for (const batch of masked.fast) assert.ok(batch.lines.join('\n').length <= 128 * 1024);
   });
 
+  it('hands busy output to the journal joined, and a few lines split', async () => {
+    const kinds: string[] = [];
+    const log = new TaskLog(async (body) => {
+      kinds.push(body.kind);
+    }, new Masker());
+    await log.writeText('stdout', 'info', 'a few\nlines', 13);
+    const busy = Array.from({ length: 1000 }, () => 'x'.repeat(39)).join('\n'); // 40,000 chars
+    await log.writeText('stdout', 'info', busy, 13 + busy.length + 1);
+    // Only busy output loads the WebAssembly encoder, which stays resident (~1.4 MiB).
+    assert.deepEqual(kinds, ['log', 'log-text']);
+  });
+
   it('ends a line sent in pieces before anything else of its stream', async () => {
     const events: string[][] = [];
     const log = new TaskLog(async (body) => {

@@ -31,6 +31,7 @@ import type { AgentConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { BlobFetcher } from './blob-fetcher.js';
 import type { AgentMetrics } from './metrics.js';
+import { IdleCollector } from './idle-collector.js';
 import { parseCheckpoint, parseRunInfo, type RunInfo } from './run-state.js';
 import { ServerChannel } from './server-channel.js';
 import { DEFAULT_OUTBOX_LIMITS, TaskOutbox } from './task-outbox.js';
@@ -83,6 +84,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   #engineTimer: NodeJS.Timeout | undefined;
   /** The engine's absence was logged (once, until it returns). */
   #warnedEngine = false;
+  /** Frees what the last tasks left behind once none is held (see IdleCollector). */
+  readonly #idleCollector = new IdleCollector();
 
   private constructor(
     config: AgentConfig,
@@ -255,6 +258,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.#waitFor(() => this.#held.size === 0, FINAL_ACK_WAIT_MS);
     this.#stopping = true;
     clearInterval(this.#engineTimer);
+    this.#idleCollector.dispose();
     await this.#connection.stop();
     for (const held of this.#held.values()) await held.journal.close().catch(() => undefined);
     this.#logger.info('stopped', { unacknowledgedTasks: this.#held.size });
@@ -567,6 +571,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (cancelled) run.cancel();
     held.run = run;
     this.#running += 1;
+    this.#idleCollector.workStarted();
     this.#metrics?.taskStarted(taskId);
     held.done = (
       resume === undefined
@@ -662,6 +667,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     await held.done;
     this.#held.delete(taskId);
     await held.journal.remove();
+    if (this.#held.size === 0) this.#idleCollector.workEnded();
     this.#maybeDrained();
   }
 

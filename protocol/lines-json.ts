@@ -1,10 +1,9 @@
 /**
  * A `log` event's `lines` as JSON bytes, made from the lines joined by '\n' without splitting
  * them: the busy log path's encoder. A WebAssembly function (lines-json.wat) copies 16 bytes at a
- * time and turns each line end into `","`; what it cannot take (a byte JSON escapes, or one that
- * is not ASCII) is left to JSON.stringify by the caller. V8's own JSON.stringify of the split
- * lines, with the split, was a third of the agent's main thread on busy logs
- * (docs/performance.md, round 10).
+ * time, turns each line end into `","` and escapes what JSON escapes; text that is not ASCII is
+ * left to JSON.stringify by the caller. V8's own JSON.stringify of the split lines, with the split,
+ * was a third of the agent's main thread on busy logs (docs/performance.md, round 10).
  */
 import { CuttleError } from './errors.js';
 import { LINES_JSON_WASM } from './lines-json-wasm.js';
@@ -18,6 +17,8 @@ type LinesJsonFunction = (input: number, length: number, output: number) => numb
 interface LinesJsonModule {
   memory: WebAssembly.Memory;
   linesJson: LinesJsonFunction;
+  /** How many line ends the last call found. */
+  lineEnds: WebAssembly.Global;
   /** A Buffer over `memory`, made again when the memory grows (growing detaches the old one). */
   view: Buffer;
 }
@@ -34,18 +35,22 @@ function load(): LinesJsonModule {
   const { exports } = new WebAssembly.Instance(
     new WebAssembly.Module(Buffer.from(LINES_JSON_WASM, 'base64')),
   );
-  const { memory, linesJson } = exports;
-  if (!(memory instanceof WebAssembly.Memory) || !isLinesJson(linesJson)) {
+  const { memory, linesJson, lineEnds } = exports;
+  if (
+    !(memory instanceof WebAssembly.Memory) ||
+    !isLinesJson(linesJson) ||
+    !(lineEnds instanceof WebAssembly.Global)
+  ) {
     throw new CuttleError('internal', 'the lines-json WebAssembly module lacks its exports');
   }
-  loaded = { memory, linesJson, view: Buffer.from(memory.buffer) };
+  loaded = { memory, linesJson, lineEnds, view: Buffer.from(memory.buffer) };
   return loaded;
 }
 
 /**
  * The UTF-8 bytes of `prefix + JSON.stringify(text.split('\n')) + suffix`, or undefined when a
- * line holds a character that is not ASCII or that JSON escapes (then the caller splits and uses
- * JSON.stringify); `lines` is how many lines `text` holds.
+ * line holds a character that is not ASCII (then the caller splits and uses JSON.stringify);
+ * `lines` is how many lines `text` holds.
  */
 export function linesJson(
   text: string,
@@ -55,10 +60,10 @@ export function linesJson(
   const length = text.length;
   if (length > MAX_TEXT_CHARS) return undefined;
   const encoder = load();
-  // The input at 0, the output after it (16-byte aligned), with room for every byte to be a line
-  // end (3 bytes each) and for the last vector stored whole.
+  // The input at 0, the output after it (16-byte aligned), with room for every byte to be
+  // escaped as \u00xx (6 bytes each) and for the last vector stored whole.
   const output = Math.ceil(length / 16) * 16;
-  const needed = output + 3 * length + 16;
+  const needed = output + 6 * length + 16;
   if (encoder.view.length < needed) {
     encoder.memory.grow(Math.ceil((needed - encoder.view.length) / PAGE_BYTES));
     encoder.view = Buffer.from(encoder.memory.buffer);
@@ -78,6 +83,9 @@ export function linesJson(
   bytes[at++] = 0x22; // "
   bytes[at++] = 0x5d; // ]
   bytes.write(suffix, at);
-  // Each line end became three bytes.
-  return { bytes, lines: (encoded - length) / 2 + 1 };
+  const lineEnds = encoder.lineEnds.value;
+  if (typeof lineEnds !== 'number') {
+    throw new CuttleError('internal', 'the lines-json WebAssembly module counted no line ends');
+  }
+  return { bytes, lines: lineEnds + 1 };
 }

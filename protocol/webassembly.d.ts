@@ -10,6 +10,10 @@ declare namespace WebAssembly {
     constructor(module: Module);
     readonly exports: Record<string, unknown>;
   }
+  class Global {
+    private constructor();
+    readonly value: unknown;
+  }
   class Memory {
     private constructor();
     readonly buffer: ArrayBuffer;

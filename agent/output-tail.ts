@@ -65,10 +65,14 @@ export class OutputTail {
   async run(sink: TailSink): Promise<void> {
     const handle = await open(this.path, 'a+');
     this.#handle = handle;
-    const buffer = Buffer.allocUnsafe(READ_BYTES);
-    // Bytes read but not yet handed over (the start of an unfinished line), and where they start.
-    let pending = Buffer.alloc(0);
-    let pendingStart = this.#position;
+    // Bytes read but not yet handed over (the start of an unfinished line) stay at the front of
+    // `buffer`, `held` of them, and the next read lands right after them: a new buffer per read
+    // (Buffer.concat) was ~1 MiB of memory outside V8's heap per MiB of output, and such memory
+    // is what starts V8's full collections on busy logs (docs/performance.md, round 10). The
+    // buffer grows only while a line without an end is held whole (a service message).
+    let buffer = Buffer.allocUnsafe(READ_BYTES);
+    let held = 0;
+    let heldStart = this.#position;
     // After a read found nothing new, the next is synchronous: at the end of the file it returns
     // at once, where a read through libuv's thread pool costs two thread wake-ups, which were most
     // of the agent's CPU with eight quiet steps polling (docs/performance.md, round 8). Reads
@@ -77,15 +81,21 @@ export class OutputTail {
     try {
       for (;;) {
         const finishing = this.#finished;
+        if (buffer.length - held < READ_BYTES / 2) {
+          const larger = Buffer.allocUnsafe(held + READ_BYTES);
+          buffer.copy(larger, 0, 0, held);
+          buffer = larger;
+        }
+        const room = buffer.length - held;
         const bytesRead: number = idle
-          ? readSync(handle.fd, buffer, 0, READ_BYTES, this.#position)
-          : (await handle.read(buffer, 0, READ_BYTES, this.#position)).bytesRead;
+          ? readSync(handle.fd, buffer, held, room, this.#position)
+          : (await handle.read(buffer, held, room, this.#position)).bytesRead;
         idle = bytesRead === 0;
         if (bytesRead > 0) {
           this.#position += bytesRead;
-          const read = buffer.subarray(0, bytesRead);
-          const data = pending.length === 0 ? read : Buffer.concat([pending, read]);
+          const data = buffer.subarray(0, held + bytesRead);
           const last = data.lastIndexOf(0x0a);
+          let rest: number; // where the bytes not handed over start in `data`
           if (last >= 0 && sink.text !== undefined && isPlainText(data, last)) {
             let start = 0;
             while (start <= last) {
@@ -94,31 +104,39 @@ export class OutputTail {
                 stop = data.lastIndexOf(0x0a, start + TEXT_PIECE_BYTES);
                 if (stop < start) stop = data.indexOf(0x0a, start + TEXT_PIECE_BYTES);
               }
-              await sink.text(data.toString('latin1', start, stop), pendingStart + stop + 1);
+              await sink.text(data.toString('latin1', start, stop), heldStart + stop + 1);
               start = stop + 1;
             }
-            pendingStart += last + 1;
-            pending = Buffer.from(data.subarray(last + 1));
+            rest = last + 1;
           } else {
-            const { lines, ends, start } = splitLines(data, pendingStart);
-            pending = Buffer.from(data.subarray(start));
-            pendingStart += start;
+            const { lines, ends, start } = splitLines(data, heldStart);
+            rest = start;
             if (lines.length > 0) await sink.lines(lines, ends);
           }
-          while (pending.length > this.#maxPendingBytes && !this.#holdWhole(pending)) {
+          heldStart += rest;
+          held = data.length - rest;
+          buffer.copyWithin(0, rest, data.length);
+          while (held > this.#maxPendingBytes && !this.#holdWhole(buffer.subarray(0, held))) {
             let cut = this.#maxPendingBytes;
-            while (cut > 0 && ((pending[cut] ?? 0) & 0xc0) === 0x80) cut -= 1; // not inside a character
-            pendingStart += cut;
-            await sink.partial(pending.toString('utf8', 0, cut), pendingStart);
-            pending = Buffer.from(pending.subarray(cut));
+            while (cut > 0 && ((buffer[cut] ?? 0) & 0xc0) === 0x80) cut -= 1; // not inside a character
+            heldStart += cut;
+            await sink.partial(buffer.toString('utf8', 0, cut), heldStart);
+            buffer.copyWithin(0, cut, held);
+            held -= cut;
+          }
+          // A buffer grown for a long line goes back to its usual size once the line is handed over.
+          if (buffer.length > READ_BYTES && held <= READ_BYTES / 2) {
+            const usual = Buffer.allocUnsafe(READ_BYTES);
+            buffer.copy(usual, 0, 0, held);
+            buffer = usual;
           }
           continue;
         }
         if (finishing) break;
         await this.#idle();
       }
-      if (pending.length > 0) {
-        await sink.lines([pending.toString('utf8')], [pendingStart + pending.length]);
+      if (held > 0) {
+        await sink.lines([buffer.toString('utf8', 0, held)], [heldStart + held]);
       }
     } catch (error) {
       await this.release();

@@ -79,6 +79,39 @@ describe('OutputTail', () => {
     assert.ok(pieces.length >= 1);
   });
 
+  it('holds a service message of several MiB whole across reads, then carries on', async () => {
+    const path = join(dir, 'out');
+    // Over three reads' worth without a line end: held whole (not sent in pieces) until it ends.
+    const message = `##octopus[setVariable name='QQ==' value='${'QUFB'.repeat(800_000)}']`;
+    const after = Array.from({ length: 50_000 }, (_, i) => `after ${i}`);
+    await writeFile(path, `first\n${message.slice(0, 1_500_000)}`);
+    const tail = follow(path, { maxPendingBytes: 128 * 1024 });
+    const lines: string[] = [];
+    const ends: number[] = [];
+    const record = async (batch: string[], batchEnds: number[]): Promise<void> => {
+      lines.push(...batch);
+      ends.push(...batchEnds);
+    };
+    const running = tail.run({
+      lines: record,
+      text: async (text, end) => {
+        const split = linesOfText(text, end);
+        await record(split.lines, split.ends);
+      },
+      partial: async () => assert.fail('a service message is never sent in pieces'),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    await appendFile(path, `${message.slice(1_500_000)}\n${after.join('\n')}\n`);
+    tail.finish();
+    await running;
+    assert.equal(lines.length, 2 + after.length);
+    assert.equal(lines[0], 'first');
+    assert.ok(lines[1] === message, 'the message arrives whole, as one line');
+    assert.deepEqual(lines.slice(2), after);
+    assert.equal(ends[1], 6 + message.length + 1);
+    assert.equal(ends.at(-1), 6 + message.length + 1 + after.join('\n').length + 1);
+  });
+
   it('gives each line its exact end offset, also for CRLF and bytes that are not UTF-8', async () => {
     const path = join(dir, 'out');
     const content = Buffer.concat([

@@ -23,34 +23,43 @@ interface LinesJsonModule {
   view: Buffer;
 }
 
-let loaded: LinesJsonModule | undefined;
+/** The module, once loaded; `null` when this runtime cannot run it (then JSON.stringify does). */
+let loaded: LinesJsonModule | null | undefined;
 
 function isLinesJson(value: unknown): value is LinesJsonFunction {
   return typeof value === 'function' && value.length === 3;
 }
 
-/** Compiled on first use: an agent that never runs a busy step never pays for it. */
-function load(): LinesJsonModule {
+/**
+ * Compiled on first use: an agent that never runs a busy step never pays for it. A runtime that
+ * cannot run it (`node --jitless` has no WebAssembly; V8 refuses its SIMD on an x86-64 CPU without
+ * SSE4.1, as some virtual CPU models are) leaves every batch to JSON.stringify.
+ */
+function load(): LinesJsonModule | null {
   if (loaded !== undefined) return loaded;
-  const { exports } = new WebAssembly.Instance(
-    new WebAssembly.Module(Buffer.from(LINES_JSON_WASM, 'base64')),
-  );
-  const { memory, linesJson, lineEnds } = exports;
-  if (
-    !(memory instanceof WebAssembly.Memory) ||
-    !isLinesJson(linesJson) ||
-    !(lineEnds instanceof WebAssembly.Global)
-  ) {
-    throw new CuttleError('internal', 'the lines-json WebAssembly module lacks its exports');
+  try {
+    const { exports } = new WebAssembly.Instance(
+      new WebAssembly.Module(Buffer.from(LINES_JSON_WASM, 'base64')),
+    );
+    const { memory, linesJson, lineEnds } = exports;
+    if (
+      !(memory instanceof WebAssembly.Memory) ||
+      !isLinesJson(linesJson) ||
+      !(lineEnds instanceof WebAssembly.Global)
+    ) {
+      throw new CuttleError('internal', 'the lines-json WebAssembly module lacks its exports');
+    }
+    loaded = { memory, linesJson, lineEnds, view: Buffer.from(memory.buffer) };
+  } catch {
+    loaded = null;
   }
-  loaded = { memory, linesJson, lineEnds, view: Buffer.from(memory.buffer) };
   return loaded;
 }
 
 /**
  * The UTF-8 bytes of `prefix + JSON.stringify(text.split('\n')) + suffix`, or undefined when a
- * line holds a character that is not ASCII (then the caller splits and uses JSON.stringify);
- * `lines` is how many lines `text` holds.
+ * line holds a character that is not ASCII, or the module cannot run here (then the caller splits
+ * and uses JSON.stringify); `lines` is how many lines `text` holds. Never throws.
  */
 export function linesJson(
   text: string,
@@ -60,12 +69,17 @@ export function linesJson(
   const length = text.length;
   if (length > MAX_TEXT_CHARS) return undefined;
   const encoder = load();
+  if (encoder === null) return undefined;
   // The input at 0, the output after it (16-byte aligned), with room for every byte to be
   // escaped as \u00xx (6 bytes each) and for the last vector stored whole.
   const output = Math.ceil(length / 16) * 16;
   const needed = output + 6 * length + 16;
   if (encoder.view.length < needed) {
-    encoder.memory.grow(Math.ceil((needed - encoder.view.length) / PAGE_BYTES));
+    try {
+      encoder.memory.grow(Math.ceil((needed - encoder.view.length) / PAGE_BYTES));
+    } catch {
+      return undefined; // no memory for it now: JSON.stringify, which needs less
+    }
     encoder.view = Buffer.from(encoder.memory.buffer);
   }
   // ASCII text is as many bytes as characters; anything else is caught here (fewer bytes fit) or
@@ -84,8 +98,5 @@ export function linesJson(
   bytes[at++] = 0x5d; // ]
   bytes.write(suffix, at);
   const lineEnds = encoder.lineEnds.value;
-  if (typeof lineEnds !== 'number') {
-    throw new CuttleError('internal', 'the lines-json WebAssembly module counted no line ends');
-  }
-  return { bytes, lines: lineEnds + 1 };
+  return typeof lineEnds === 'number' ? { bytes, lines: lineEnds + 1 } : undefined;
 }

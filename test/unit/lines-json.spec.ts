@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { linesJson } from '../../protocol/lines-json.js';
 import { GENERATED, generatedSource } from '../../scripts/build-wasm.js';
@@ -78,6 +80,57 @@ describe('linesJson (the busy log path’s encoder)', () => {
     assert.equal(check(long, '{"taskId":"T-1","lines":', '}\t{"out":5}\n'), 'encoded');
     assert.equal(check('after', 'prefix é ', ' suffix 😀'), 'encoded', 'any UTF-8 around');
     assert.equal(linesJson('x'.repeat(1024 * 1024 + 1), '', ''), undefined, 'over 1 Mi chars');
+  });
+
+  it('declines in a runtime without WebAssembly, and the journal writes the same event', async function () {
+    this.timeout(30_000);
+    // `node --jitless` has no WebAssembly, as V8 without SIMD support cannot run the module.
+    const script = `
+      import { mkdtemp, rm } from 'node:fs/promises';
+      import { tmpdir } from 'node:os';
+      import { join } from 'node:path';
+      import { linesJson } from ${JSON.stringify(new URL('../../protocol/lines-json.ts', import.meta.url).pathname)};
+      import { parseTask } from ${JSON.stringify(new URL('../../protocol/index.ts', import.meta.url).pathname)};
+      import { TaskJournal } from ${JSON.stringify(new URL('../../workspace/index.ts', import.meta.url).pathname)};
+      const task = parseTask({ type: 'task', taskId: 'T-1', script: { syntax: 'sh', body: 'true' } });
+      const home = await mkdtemp(join(tmpdir(), 'cuttle-jitless-'));
+      const journal = await TaskJournal.create(home, task);
+      const entry = await journal.append({ kind: 'log-text', stream: 'stdout', level: 'info', text: 'a\\tb\\nc' });
+      console.log(JSON.stringify({ typeofWasm: typeof WebAssembly, encoded: linesJson('x', '', '') ?? null,
+        sent: JSON.parse(entry.bytes.toString()), lineBytes: entry.lineBytes }));
+      await journal.close();
+      await rm(home, { recursive: true });`;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--jitless', '--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: new URL('../..', import.meta.url).pathname },
+    );
+    const result: unknown = JSON.parse(stdout);
+    assert.ok(typeof result === 'object' && result !== null);
+    assert.deepEqual(
+      {
+        ...result,
+        sent: {
+          ...('sent' in result && typeof result.sent === 'object' ? result.sent : {}),
+          time: 't',
+        },
+      },
+      {
+        typeofWasm: 'undefined',
+        encoded: null,
+        sent: {
+          type: 'event',
+          taskId: 'T-1',
+          seq: 1,
+          time: 't',
+          kind: 'log',
+          stream: 'stdout',
+          level: 'info',
+          lines: ['a\tb', 'c'],
+        },
+        lineBytes: 4,
+      },
+    );
   });
 
   it('was compiled from the .wat as it is now', async function () {

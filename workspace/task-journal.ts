@@ -21,7 +21,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { writeSync } from 'node:fs';
+import { writevSync } from 'node:fs';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import {
@@ -220,7 +220,7 @@ export class TaskJournal {
   }
 
   /**
-   * Gives the event its seq and time, writes it, and returns it with its text. A `checkpoint`
+   * Gives the event its seq and time, writes it, and returns its seq and bytes. A `checkpoint`
    * (the producer's state after this event, e.g. how far the step's output was read) is written
    * on the same line after a tab, which JSON text never contains: event and checkpoint are on disk
    * together or not at all, so a restarted agent resumes exactly after the last journalled event.
@@ -232,69 +232,81 @@ export class TaskJournal {
         throw new WorkspaceError(`task ${this.taskId} already has a result`, this.dir);
       }
       const seq = this.lastSeq + 1;
-      const time = new Date().toISOString();
+      // Encoded before the checkpoint is taken: taking it moves the producer on (how far its
+      // output was read), which must not happen for an event that is not written.
+      const { bytes, lineBytes } = this.#encode(body, seq);
       const state = checkpoint?.();
-      // The checkpoint's tab and JSON, and the line end. Each line is encoded once: the same
-      // bytes go to disk and, from #recent, to the server (docs/performance.md).
-      const suffix = state === undefined ? '\n' : `\t${JSON.stringify(state)}\n`;
-      let line: Buffer | undefined;
-      let lineBytes = 0;
-      if (body.kind === 'log-text') {
-        const { stream, level, text } = body;
-        const head = JSON.stringify({
-          type: 'event',
-          taskId: this.taskId,
-          seq,
-          time,
-          kind: 'log',
-          stream,
-          level,
-        });
-        const fast = linesJson(text, `${head.slice(0, -1)},"lines":`, `}${suffix}`);
-        if (fast !== undefined) {
-          line = fast.bytes;
-          lineBytes = text.length - (fast.lines - 1); // ASCII: a character is a byte
-        }
-      }
-      if (line === undefined) {
-        // The agent's own events are typed where they are made; validating each again here was a
-        // measurable share of the agent's CPU on busy logs (docs/benchmarks.md).
-        const event: TaskEvent =
-          body.kind === 'log-text'
-            ? {
-                type: 'event',
-                taskId: this.taskId,
-                seq,
-                time,
-                kind: 'log',
-                stream: body.stream,
-                level: body.level,
-                lines: body.text.split('\n'),
-              }
-            : { type: 'event', taskId: this.taskId, seq, time, ...body };
-        const text = JSON.stringify(event);
-        line = Buffer.from(`${text}${suffix}`, 'utf8');
-        if (event.kind === 'log') {
-          // ASCII JSON (as many bytes as characters) has ASCII lines: their lengths are their sizes.
-          if (line.length === text.length + suffix.length) {
-            for (const part of event.lines) lineBytes += part.length;
-          } else {
-            lineBytes = Buffer.byteLength(event.lines.join(''));
-          }
-        }
-      }
-      const bytes = line.subarray(0, line.length - Buffer.byteLength(suffix));
+      // The checkpoint's tab and JSON, and the line end, written with the event in one call.
+      const suffix = Buffer.from(state === undefined ? '\n' : `\t${JSON.stringify(state)}\n`);
       const end = this.#offsets[this.#offsets.length - 1] ?? 0;
       // Written synchronously: an event goes to the page cache in microseconds, while a round
       // trip through libuv's thread pool (two thread wake-ups per event) cost more than the write
       // itself: a third of the agent's CPU on busy logs on a 2-core VM (docs/performance.md).
-      writeSync(this.#handle.fd, line, 0, line.length, end);
-      this.#offsets.push(end + line.length);
+      const written = writevSync(this.#handle.fd, [bytes, suffix], end);
+      if (written !== bytes.length + suffix.length) {
+        throw new WorkspaceError(
+          `task ${this.taskId}: event ${seq} was written short (${written} bytes): is the disk full?`,
+          this.dir,
+        );
+      }
+      this.#offsets.push(end + written);
       this.#remember(seq, bytes);
       if (body.kind === 'result') this.#finished = true;
       if (state !== undefined) this.#checkpoint = state;
       return { seq, bytes, lineBytes };
     });
+  }
+
+  /**
+   * The event's JSON text in UTF-8, encoded once: the same bytes go to disk and, from #recent, to
+   * the server (docs/performance.md). Busy log lines (`log-text`) are encoded by WebAssembly
+   * without splitting them (protocol/lines-json.ts), or split and stringified where it declines.
+   */
+  #encode(body: JournalInput, seq: number): { bytes: Buffer; lineBytes: number } {
+    const time = new Date().toISOString();
+    if (body.kind === 'log-text') {
+      const { stream, level, text } = body;
+      const head = JSON.stringify({
+        type: 'event',
+        taskId: this.taskId,
+        seq,
+        time,
+        kind: 'log',
+        stream,
+        level,
+      });
+      const fast = linesJson(text, `${head.slice(0, -1)},"lines":`, '}');
+      // ASCII (what the module takes): a character is a byte, and each line end is one.
+      if (fast !== undefined)
+        return { bytes: fast.bytes, lineBytes: text.length - (fast.lines - 1) };
+    }
+    // The agent's own events are typed where they are made; validating each again here was a
+    // measurable share of the agent's CPU on busy logs (docs/benchmarks.md).
+    const event: TaskEvent =
+      body.kind === 'log-text'
+        ? {
+            type: 'event',
+            taskId: this.taskId,
+            seq,
+            time,
+            kind: 'log',
+            stream: body.stream,
+            level: body.level,
+            lines: body.text.split('\n'),
+          }
+        : { type: 'event', taskId: this.taskId, seq, time, ...body };
+    const text = JSON.stringify(event);
+    const bytes = Buffer.from(text, 'utf8');
+    let lineBytes = 0;
+    if (event.kind === 'log') {
+      // ASCII JSON (as many bytes as characters) has ASCII lines: their lengths are their sizes.
+      if (bytes.length === text.length) {
+        for (const line of event.lines) lineBytes += line.length;
+      } else {
+        lineBytes = Buffer.byteLength(event.lines.join(''));
+      }
+    }
+    return { bytes, lineBytes };
   }
 
   /**

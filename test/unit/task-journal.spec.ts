@@ -41,7 +41,7 @@ describe('TaskJournal', () => {
 
   it('writes lines given joined as the log event of the split lines, escaped or not', async () => {
     const journal = await TaskJournal.create(dir, task);
-    // Plain ASCII takes the WebAssembly encoder; a tab, a quote or é the JSON.stringify fallback.
+    // ASCII, tabs and quotes included, takes the WebAssembly encoder; é the JSON.stringify fallback.
     const texts = ['one\n\ntwo', 'a\tb\nc', 'say "hi"\n', 'héllo\nwörld', ''];
     for (const [index, text] of texts.entries()) {
       const entry = await journal.append(

@@ -36,12 +36,17 @@ export class IdleCollector {
     this.#timer = undefined;
   }
 
-  /** A full collection now (synchronous). */
+  /** A full collection now (synchronous); where the runtime offers none, nothing. */
   collectNow(): void {
     this.#timer = undefined;
-    this.#collect ??= fullCollection();
-    this.#collect();
-    this.collections += 1;
+    try {
+      this.#collect ??= fullCollection();
+      this.#collect();
+      this.collections += 1;
+    } catch {
+      // Called from a timer, a throw would end the agent: without it, there is nothing to do.
+      this.#collect = () => undefined;
+    }
   }
 
   dispose(): void {
@@ -52,8 +57,8 @@ export class IdleCollector {
 
 function fullCollection(): () => void {
   setFlagsFromString('--expose-gc');
-  const gc: unknown = runInNewContext('gc');
-  // Without the function (a runtime that ignores the flag) there is nothing to do.
+  // A runtime that ignores the flag has no `gc` in the new context: nothing to do then.
+  const gc: unknown = runInNewContext('typeof gc === "function" ? gc : undefined');
   return isCallable(gc) ? () => gc() : () => undefined;
 }
 

@@ -119,6 +119,7 @@ export class OutputTail {
           while (held > this.#maxPendingBytes && !this.#holdWhole(buffer.subarray(0, held))) {
             let cut = this.#maxPendingBytes;
             while (cut > 0 && ((buffer[cut] ?? 0) & 0xc0) === 0x80) cut -= 1; // not inside a character
+            if (cut === 0) cut = this.#maxPendingBytes; // no character starts there: not UTF-8 at all
             heldStart += cut;
             await sink.partial(buffer.toString('utf8', 0, cut), heldStart);
             buffer.copyWithin(0, cut, held);

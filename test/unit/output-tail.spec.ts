@@ -112,6 +112,27 @@ describe('OutputTail', () => {
     assert.equal(ends.at(-1), 6 + message.length + 1 + after.join('\n').length + 1);
   });
 
+  it('hands over a long line of bytes that start no character, in pieces, and ends', async function () {
+    this.timeout(5000);
+    const path = join(dir, 'out');
+    await writeFile(path, Buffer.alloc(300 * 1024, 0x80)); // continuation bytes only, no line end
+    const tail = follow(path, { maxPendingBytes: 128 * 1024 });
+    let pieces = 0;
+    let reached = 0;
+    tail.finish();
+    await tail.run({
+      lines: async (_lines, ends) => {
+        reached = ends.at(-1) ?? reached;
+      },
+      partial: async (_piece, end) => {
+        pieces += 1;
+        reached = end;
+      },
+    });
+    assert.equal(pieces, 2);
+    assert.equal(reached, 300 * 1024, 'every byte handed over, the last offset exact');
+  });
+
   it('gives each line its exact end offset, also for CRLF and bytes that are not UTF-8', async () => {
     const path = join(dir, 'out');
     const content = Buffer.concat([

@@ -113,18 +113,20 @@ export class OutputTail {
             rest = start;
             if (lines.length > 0) await sink.lines(lines, ends);
           }
-          heldStart += rest;
-          held = data.length - rest;
-          buffer.copyWithin(0, rest, data.length);
-          while (held > this.#maxPendingBytes && !this.#holdWhole(buffer.subarray(0, held))) {
-            let cut = this.#maxPendingBytes;
-            while (cut > 0 && ((buffer[cut] ?? 0) & 0xc0) === 0x80) cut -= 1; // not inside a character
-            if (cut === 0) cut = this.#maxPendingBytes; // no character starts there: not UTF-8 at all
-            heldStart += cut;
-            await sink.partial(buffer.toString('utf8', 0, cut), heldStart);
-            buffer.copyWithin(0, cut, held);
-            held -= cut;
+          // An unfinished line over the limit goes in pieces (unless held whole), then what is
+          // left moves to the front of the buffer, once.
+          const max = this.#maxPendingBytes;
+          let from = rest;
+          while (data.length - from > max && !this.#holdWhole(data.subarray(from))) {
+            let cut = from + max;
+            while (cut > from && ((data[cut] ?? 0) & 0xc0) === 0x80) cut -= 1; // not inside a character
+            if (cut === from) cut = from + max; // no character starts there: not UTF-8 at all
+            await sink.partial(data.toString('utf8', from, cut), heldStart + cut);
+            from = cut;
           }
+          heldStart += from;
+          held = data.length - from;
+          buffer.copyWithin(0, from, data.length);
           // A buffer grown for a long line goes back to its usual size once the line is handed over.
           if (buffer.length > READ_BYTES && held <= READ_BYTES / 2) {
             const usual = Buffer.allocUnsafe(READ_BYTES);

@@ -73,6 +73,11 @@ export class OutputTail {
     let buffer = Buffer.allocUnsafe(READ_BYTES);
     let held = 0;
     let heldStart = this.#position;
+    const resize = (size: number): void => {
+      const resized = Buffer.allocUnsafe(size);
+      buffer.copy(resized, 0, 0, held);
+      buffer = resized;
+    };
     // After a read found nothing new, the next is synchronous: at the end of the file it returns
     // at once, where a read through libuv's thread pool costs two thread wake-ups, which were most
     // of the agent's CPU with eight quiet steps polling (docs/performance.md, round 8). Reads
@@ -81,11 +86,7 @@ export class OutputTail {
     try {
       for (;;) {
         const finishing = this.#finished;
-        if (buffer.length - held < READ_BYTES / 2) {
-          const larger = Buffer.allocUnsafe(held + READ_BYTES);
-          buffer.copy(larger, 0, 0, held);
-          buffer = larger;
-        }
+        if (buffer.length - held < READ_BYTES / 2) resize(held + READ_BYTES);
         const room = buffer.length - held;
         const bytesRead: number = idle
           ? readSync(handle.fd, buffer, held, room, this.#position)
@@ -128,11 +129,7 @@ export class OutputTail {
           held = data.length - from;
           buffer.copyWithin(0, from, data.length);
           // A buffer grown for a long line goes back to its usual size once the line is handed over.
-          if (buffer.length > READ_BYTES && held <= READ_BYTES / 2) {
-            const usual = Buffer.allocUnsafe(READ_BYTES);
-            buffer.copy(usual, 0, 0, held);
-            buffer = usual;
-          }
+          if (buffer.length > READ_BYTES && held <= READ_BYTES / 2) resize(READ_BYTES);
           continue;
         }
         if (finishing) break;

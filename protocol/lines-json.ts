@@ -5,7 +5,6 @@
  * left to JSON.stringify by the caller. V8's own JSON.stringify of the split lines, with the split,
  * was a third of the agent's main thread on busy logs (docs/performance.md, round 10).
  */
-import { CuttleError } from './errors.js';
 import { LINES_JSON_WASM } from './lines-json-wasm.js';
 
 /** Longer text is left to JSON.stringify: a WebAssembly memory never shrinks. */
@@ -37,21 +36,21 @@ function isLinesJson(value: unknown): value is LinesJsonFunction {
  */
 function load(): LinesJsonModule | null {
   if (loaded !== undefined) return loaded;
+  loaded = null;
   try {
     const { exports } = new WebAssembly.Instance(
       new WebAssembly.Module(Buffer.from(LINES_JSON_WASM, 'base64')),
     );
     const { memory, linesJson, lineEnds } = exports;
     if (
-      !(memory instanceof WebAssembly.Memory) ||
-      !isLinesJson(linesJson) ||
-      !(lineEnds instanceof WebAssembly.Global)
+      memory instanceof WebAssembly.Memory &&
+      isLinesJson(linesJson) &&
+      lineEnds instanceof WebAssembly.Global
     ) {
-      throw new CuttleError('internal', 'the lines-json WebAssembly module lacks its exports');
+      loaded = { memory, linesJson, lineEnds, view: Buffer.from(memory.buffer) };
     }
-    loaded = { memory, linesJson, lineEnds, view: Buffer.from(memory.buffer) };
   } catch {
-    loaded = null;
+    // No WebAssembly here, or no SIMD: `loaded` stays null.
   }
   return loaded;
 }

@@ -263,50 +263,19 @@ export class TaskJournal {
    * without splitting them (protocol/lines-json.ts), or split and stringified where it declines.
    */
   #encode(body: JournalInput, seq: number): { bytes: Buffer; lineBytes: number } {
-    const time = new Date().toISOString();
-    if (body.kind === 'log-text') {
-      const { stream, level, text } = body;
-      const head = JSON.stringify({
-        type: 'event',
-        taskId: this.taskId,
-        seq,
-        time,
-        kind: 'log',
-        stream,
-        level,
-      });
-      const fast = linesJson(text, `${head.slice(0, -1)},"lines":`, '}');
-      // ASCII (what the module takes): a character is a byte, and each line end is one.
-      if (fast !== undefined)
-        return { bytes: fast.bytes, lineBytes: text.length - (fast.lines - 1) };
-    }
-    // The agent's own events are typed where they are made; validating each again here was a
-    // measurable share of the agent's CPU on busy logs (docs/benchmarks.md).
-    const event: TaskEvent =
-      body.kind === 'log-text'
-        ? {
-            type: 'event',
-            taskId: this.taskId,
-            seq,
-            time,
-            kind: 'log',
-            stream: body.stream,
-            level: body.level,
-            lines: body.text.split('\n'),
-          }
-        : { type: 'event', taskId: this.taskId, seq, time, ...body };
-    const text = JSON.stringify(event);
-    const bytes = Buffer.from(text, 'utf8');
-    let lineBytes = 0;
-    if (event.kind === 'log') {
-      // ASCII JSON (as many bytes as characters) has ASCII lines: their lengths are their sizes.
-      if (bytes.length === text.length) {
-        for (const line of event.lines) lineBytes += line.length;
-      } else {
-        lineBytes = Buffer.byteLength(event.lines.join(''));
-      }
-    }
-    return { bytes, lineBytes };
+    const head = {
+      type: 'event',
+      taskId: this.taskId,
+      seq,
+      time: new Date().toISOString(),
+    } as const;
+    if (body.kind !== 'log-text') return encodeEvent({ ...head, ...body });
+    const { stream, level, text } = body;
+    const log = { ...head, kind: 'log', stream, level } as const;
+    const fast = linesJson(text, `${JSON.stringify(log).slice(0, -1)},"lines":`, '}');
+    // ASCII (what the module takes): a character is a byte, and each line end is one.
+    if (fast !== undefined) return { bytes: fast.bytes, lineBytes: text.length - (fast.lines - 1) };
+    return encodeEvent({ ...log, lines: text.split('\n') });
   }
 
   /**
@@ -455,6 +424,22 @@ export class TaskJournal {
     this.#chain = next.catch(() => undefined);
     return next;
   }
+}
+
+/**
+ * The agent's own events are typed where they are made; validating each again here was a
+ * measurable share of the agent's CPU on busy logs (docs/benchmarks.md).
+ */
+function encodeEvent(event: TaskEvent): { bytes: Buffer; lineBytes: number } {
+  const text = JSON.stringify(event);
+  const bytes = Buffer.from(text, 'utf8');
+  if (event.kind !== 'log') return { bytes, lineBytes: 0 };
+  // ASCII JSON (as many bytes as characters) has ASCII lines: their lengths are their sizes.
+  if (bytes.length !== text.length)
+    return { bytes, lineBytes: Buffer.byteLength(event.lines.join('')) };
+  let lineBytes = 0;
+  for (const line of event.lines) lineBytes += line.length;
+  return { bytes, lineBytes };
 }
 
 function stripFeed(container: Task['container']): Task['container'] {

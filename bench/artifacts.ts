@@ -22,6 +22,8 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
   const floorMBps: number[] = [];
   const uploadMBps: number[] = [];
   const uploadS: number[] = [];
+  const hashS: number[] = [];
+  const transferS: number[] = [];
   const growth: number[] = [];
   const agentCpu: number[] = [];
 
@@ -30,6 +32,10 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
     const source = join(scratch, 'source.bin');
     await writeZeros(source, size);
     await withEnv({ capacity: 1 }, async (env) => {
+      // When the agent announced each blob: the end of its hash pass (PROTOCOL.md section 6 puts
+      // the SHA-256 in `blob-begin`, before any of the content).
+      const announced = new Map<string, number>();
+      env.server.on('blob-begin', (sha256, at) => announced.set(sha256, at));
       await env.run(demoTask(uniqueId('artifacts-warmup'), 'echo warm'));
       for (let rep = 0; rep < repetitions; rep++) {
         floorMBps.push(size / MB / ((await copyAndHash(source, join(scratch, 'copy.bin'))) / 1000));
@@ -54,12 +60,17 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
         );
         const seen = await watch.stop();
         if (collecting === undefined || stored === undefined) throw new Error('no handle');
-        const ms = (await stored) - (await collecting);
+        const [collectingAt, storedAt] = [await collecting, await stored];
+        const ms = storedAt - collectingAt;
         const artifact = handle.events.find((e) => e.kind === 'artifact');
         if (artifact === undefined || artifact.kind !== 'artifact' || artifact.size < size) {
           throw new Error('the server holds no artifact of the expected size');
         }
+        const announcedAt = announced.get(artifact.sha256);
+        if (announcedAt === undefined) throw new Error('the server saw no blob-begin for it');
         uploadS.push(ms / 1000);
+        hashS.push((announcedAt - collectingAt) / 1000);
+        transferS.push((storedAt - announcedAt) / 1000);
         uploadMBps.push(artifact.size / MB / (ms / 1000));
         growth.push((seen.peak - seen.rssStart) / MIB);
         agentCpu.push(seen.cpuSeconds);
@@ -71,6 +82,8 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
   }
   report.row('floor: read + SHA-256 + write on this disk', 'MB/s', floorMBps);
   report.row('cuttle: collecting → artifact stored', 's', uploadS);
+  report.row('cuttle: hash pass (collecting → blob-begin)', 's', hashS);
+  report.row('cuttle: transfer (blob-begin → artifact stored)', 's', transferS);
   const mbps = report.compared(
     'cuttle: upload throughput',
     'MB/s',

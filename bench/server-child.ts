@@ -102,6 +102,9 @@ async function main(): Promise<void> {
   server.on('hello', () => send({ type: 'hello', at: absoluteNow() }));
   server.on('agent-message', (message: AgentMessage) => {
     if (message.type === 'blob-request') send({ type: 'blob-request', sha256: message.sha256 });
+    if (message.type === 'blob-begin') {
+      send({ type: 'blob-begin', sha256: message.sha256, at: absoluteNow() });
+    }
   });
   process.on('message', (raw: unknown) => {
     const request = v.parse(requestSchema, raw);

@@ -59,6 +59,8 @@ export const noticeSchema = v.variant('type', [
   }),
   v.object({ type: v.literal('hello'), at: v.number() }),
   v.object({ type: v.literal('blob-request'), sha256: v.string() }),
+  /** The agent announced a blob (an artifact): its hash pass is over, its transfer starts. */
+  v.object({ type: v.literal('blob-begin'), sha256: v.string(), at: v.number() }),
   v.object({ type: v.literal('status'), taskId: v.string(), status: v.string(), at: v.number() }),
   v.object({ type: v.literal('event'), taskId: v.string(), at: v.number(), event: eventSchema }),
   forwardedLogSchema,

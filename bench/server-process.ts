@@ -86,7 +86,12 @@ export class RemoteTask extends EventEmitter<RemoteTaskEvents> {
   }
 }
 
-type ServerProcessEvents = { hello: [number]; 'blob-request': [string] };
+type ServerProcessEvents = {
+  hello: [number];
+  'blob-request': [string];
+  /** An agent's blob announced: its SHA-256, and when (`now()`). */
+  'blob-begin': [string, number];
+};
 
 export class ServerProcess extends EventEmitter<ServerProcessEvents> {
   readonly url: string;
@@ -219,6 +224,9 @@ export class ServerProcess extends EventEmitter<ServerProcessEvents> {
         return;
       case 'blob-request':
         this.emit('blob-request', notice.sha256);
+        return;
+      case 'blob-begin':
+        this.emit('blob-begin', notice.sha256, local(notice.at));
         return;
       case 'listening':
         return;

@@ -378,6 +378,31 @@ describe('ReferenceServer (against a raw ws fake agent)', function () {
       assert.ok(await agent.nothing('ack', 100), 'no ack beyond the last event');
     });
 
+    it('gathers events that arrive one at a time into one ack, and acks a result at once', async () => {
+      await server.close();
+      // A delay no test waits out: an ack that comes is one the server sent without it.
+      server = await start({ ackDelayMs: 60_000 });
+      const agent = await running();
+      for (const seq of [1, 2, 3]) {
+        await agent.sendMessage(event('T-1', seq, log(`l${seq}`)));
+        // Each handled before the next arrives: the server's inbox is empty after every one.
+        await eventually(() => server.task('T-1')?.events.length === seq, `event ${seq} stored`);
+      }
+      assert.ok(await agent.nothing('ack', 150), 'the acks wait for more events');
+      await agent.sendMessage(event('T-1', 4, success));
+      assert.deepEqual(await agent.next('ack'), { type: 'ack', taskId: 'T-1', seq: 4 });
+    });
+
+    it('refuses an ackDelayMs that is not a whole number of milliseconds up to a minute', () => {
+      for (const ackDelayMs of [-1, 1.5, 60_001, Number.NaN]) {
+        assert.throws(
+          () => new ReferenceServer({ token: TOKEN, dataDir: join(dir, 'other'), ackDelayMs }),
+          (error: unknown) => error instanceof CuttleError && error.code === 'config-invalid',
+          String(ackDelayMs),
+        );
+      }
+    });
+
     it('answers events of an unknown task and events after the result with an error', async () => {
       const agent = await running();
       await agent.sendMessage(event('T-404', 1, log('x')));

@@ -1,7 +1,9 @@
 /**
  * Artifacts: one large file (1 GiB; 100 MiB quick) marked by the step and sent to the server, timed
  * from the step's end (`collecting`) to the artifact event stored, with the agent's peak resident
- * memory. The floor is one read, hash and write of the same bytes on this disk.
+ * memory. Two baselines: the floor is one read, hash and write of the same bytes on this disk; the
+ * bare WebSocket upload (bare-upload.ts) is the least an upload by PROTOCOL.md section 6 must do
+ * (a hash pass before the first byte, masked frames, a receiver that hashes and writes).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -9,6 +11,7 @@ import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
+import { bareUpload } from './bare-upload.js';
 import { demoTask, makeTempDir, uniqueId, whenEvent, withEnv } from './env.js';
 import { MB, MIB, now, ProcessWatch } from './measure.js';
 import type { BenchOptions } from './options.js';
@@ -20,6 +23,7 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
   const size = options.quick ? 100 * MIB : 1024 * MIB;
   const repetitions = 2;
   const floorMBps: number[] = [];
+  const bareMBps: number[] = [];
   const uploadMBps: number[] = [];
   const uploadS: number[] = [];
   const hashS: number[] = [];
@@ -40,6 +44,7 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
       for (let rep = 0; rep < repetitions; rep++) {
         floorMBps.push(size / MB / ((await copyAndHash(source, join(scratch, 'copy.bin'))) / 1000));
         await rm(join(scratch, 'copy.bin'), { force: true });
+        bareMBps.push(size / MB / ((await bareUpload(source, scratch)) / 1000));
 
         // Different content each time (a first line), so nothing can be skipped as already held.
         const script =
@@ -81,6 +86,7 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
     await rm(scratch, { recursive: true, force: true });
   }
   report.row('floor: read + SHA-256 + write on this disk', 'MB/s', floorMBps);
+  report.row('bare WebSocket upload (the protocol floor)', 'MB/s', bareMBps);
   report.row('cuttle: collecting → artifact stored', 's', uploadS);
   report.row('cuttle: hash pass (collecting → blob-begin)', 's', hashS);
   report.row('cuttle: transfer (blob-begin → artifact stored)', 's', transferS);
@@ -90,11 +96,19 @@ export async function run(report: CaseReport, options: BenchOptions): Promise<vo
     uploadMBps,
     'floor: read + SHA-256 + write on this disk',
   );
+  report.compared(
+    'cuttle vs the bare WebSocket upload',
+    'MB/s',
+    uploadMBps,
+    'bare WebSocket upload (the protocol floor)',
+  );
   const peak = report.row('cuttle: agent peak RSS growth', 'MiB', growth);
   report.row('cuttle: agent CPU for the task', 's', agentCpu);
   report.note(
     `${(size / MIB).toFixed(0)} MiB of zeros (no compression on the wire, so content does not ` +
-      'matter); the timed span includes the agent hashing the file into its journal.',
+      'matter); the timed span includes the agent hashing the file into its journal. The bare ' +
+      'upload is two processes of a few lines each, timed from its hash pass to its receiver ' +
+      'answering, on the floor file.',
   );
   report.goal(
     'upload at least 300 MB/s over loopback',

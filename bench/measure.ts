@@ -82,6 +82,29 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (utime + stime) / (await ticksPerSecond());
 }
 
+/** The machine's CPU time so far, all CPUs, in clock ticks: in all, and taken by the hypervisor. */
+export interface MachineCpu {
+  total: number;
+  steal: number;
+}
+
+/** Reads the first line of /proc/stat (`cpu  user nice system idle iowait irq softirq steal …`). */
+export async function machineCpu(): Promise<MachineCpu> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0] ?? '';
+  // guest and guest_nice (fields 9 and 10) are already counted in user and nice.
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  return { total: ticks.reduce((sum, value) => sum + value, 0), steal: ticks[7] ?? 0 };
+}
+
+/**
+ * The share of the machine's CPU time between two readings that the hypervisor gave to others
+ * while this VM wanted it (steal), in percent; NaN when the kernel reports none.
+ */
+export function stealPercent(before: MachineCpu, after: MachineCpu): number {
+  const total = after.total - before.total;
+  return total > 0 ? (100 * (after.steal - before.steal)) / total : NaN;
+}
+
 export interface MemoryStatus {
   /** Resident now, bytes. */
   rss: number;

@@ -27,6 +27,8 @@ export interface CaseResult {
   /** Set when the case broke: the bench then exits non-zero. */
   error?: string;
   durationMs: number;
+  /** Of this VM's CPU time during the case, the share its host took for others (steal). */
+  hostStealPercent: number;
 }
 
 /** Collects a case's rows and goals. */

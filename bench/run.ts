@@ -15,7 +15,7 @@ import * as concurrency from './concurrency.js';
 import { engineVersion } from './engine.js';
 import * as idle from './idle.js';
 import * as logs from './logs.js';
-import { now, withTimeout } from './measure.js';
+import { machineCpu, now, stealPercent, withTimeout } from './measure.js';
 import type { BenchOptions } from './options.js';
 import * as reconnect from './reconnect.js';
 import { CaseReport, renderTable, type CaseResult } from './report.js';
@@ -81,6 +81,7 @@ async function main(): Promise<number> {
     const entry = CASES[name];
     if (entry === undefined) continue;
     const report = new CaseReport();
+    const cpuBefore = await machineCpu();
     const start = now();
     process.stdout.write(`- ${name}: ${entry.module.title} … `);
     let error: string | undefined;
@@ -94,7 +95,14 @@ async function main(): Promise<number> {
       error = caught instanceof Error ? (caught.stack ?? caught.message) : String(caught);
     }
     const durationMs = now() - start;
-    console.log(error === undefined ? `${(durationMs / 1000).toFixed(1)} s` : 'FAILED');
+    // A VM's figures move with its host's load; steal says how contended the host was meanwhile.
+    const hostStealPercent = stealPercent(cpuBefore, await machineCpu());
+    const steal = `host steal ${hostStealPercent.toFixed(1)}%`;
+    console.log(error === undefined ? `${(durationMs / 1000).toFixed(1)} s (${steal})` : 'FAILED');
+    report.note(
+      `the host took ${hostStealPercent.toFixed(1)}% of this VM's CPU time during the case ` +
+        '(steal in /proc/stat): the higher, the slower every figure, baselines included',
+    );
     if (error !== undefined) console.error(error);
     results.push({
       name,
@@ -104,6 +112,7 @@ async function main(): Promise<number> {
       notes: report.notes,
       ...(error === undefined ? {} : { error }),
       durationMs,
+      hostStealPercent,
     });
   }
   console.log(`\n${renderTable(results)}`);

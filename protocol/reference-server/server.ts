@@ -18,6 +18,7 @@ import { asCuttleError, CuttleError } from '../errors.js';
 import {
   DEFAULT_HEARTBEAT_MS,
   MAX_BINARY_FRAME_BYTES,
+  MAX_UNACKED_BYTES,
   SUBPROTOCOL,
   type AgentMessage,
   type BlobBegin,
@@ -74,11 +75,13 @@ const DEFAULTS = {
 /**
  * Acks are cumulative, so one covers every event stored before it: sent `ackDelayMs` after the
  * agent's messages so far are all handled, at once for a `result` (the agent forgets the task on
- * its ack), or after this many events of one task while they keep coming (well inside the agent's
- * window of 512 events or 8 MiB). One ack per event was a message each way per log batch, a
- * measurable share of both sides' CPU on busy logs.
+ * its ack), or after this many events, or bytes of them, of one task while they keep coming (well
+ * inside the agent's window of 512 events or 8 MiB, so it never waits out the delay with its
+ * window full). One ack per event was a message each way per log batch, a measurable share of
+ * both sides' CPU on busy logs.
  */
 const ACK_EVERY_EVENTS = 32;
+const ACK_EVERY_BYTES = MAX_UNACKED_BYTES / 4;
 
 export type SubmitInput = Omit<TaskInput, 'type'> & { type?: 'task' };
 
@@ -144,6 +147,8 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
   readonly #acksDue = new Map<AgentSession, Set<TaskRecord>>();
   /** A session's acks waiting out `ackDelayMs`. */
   readonly #ackTimers = new Map<AgentSession, NodeJS.Timeout>();
+  /** Bytes of a task's events stored since its last ack. */
+  readonly #bytesSinceAck = new WeakMap<TaskRecord, number>();
   /** Ids of `pending` tasks, oldest first. */
   readonly #queue: string[] = [];
   readonly #wss: WebSocketServer;
@@ -309,13 +314,22 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
       );
     }
     record.acked = Math.max(record.acked, seq);
+    this.#bytesSinceAck.delete(record);
     this.#sessionOf(record)?.post({ type: 'ack', taskId, seq });
   }
 
-  /** Turning autoAck on acknowledges at once everything stored and not yet acknowledged. */
+  /**
+   * Turning autoAck on acknowledges at once everything stored and not yet acknowledged; turning it
+   * off also drops the acks that were waiting out `ackDelayMs`.
+   */
   setAutoAck(autoAck: boolean): void {
     this.#autoAck = autoAck;
-    if (!autoAck) return;
+    if (!autoAck) {
+      for (const timer of this.#ackTimers.values()) clearTimeout(timer);
+      this.#ackTimers.clear();
+      this.#acksDue.clear();
+      return;
+    }
     for (const record of this.#tasks.values()) {
       if (record.lastSeq > record.acked && this.#sessionOf(record) !== undefined) {
         this.ack(record.taskId, record.lastSeq);
@@ -481,6 +495,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
     for (const record of due) {
       if (this.#sessionOf(record) !== session) continue;
       record.acked = record.lastSeq;
+      this.#bytesSinceAck.delete(record);
       session.post({ type: 'ack', taskId: record.taskId, seq: record.lastSeq });
     }
   }
@@ -611,7 +626,13 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
       let due = this.#acksDue.get(session);
       if (due === undefined) this.#acksDue.set(session, (due = new Set()));
       due.add(record);
-      if (event.kind === 'result' || record.lastSeq - record.acked >= ACK_EVERY_EVENTS) {
+      const bytes = (this.#bytesSinceAck.get(record) ?? 0) + frame.byteLength;
+      this.#bytesSinceAck.set(record, bytes);
+      if (
+        event.kind === 'result' ||
+        record.lastSeq - record.acked >= ACK_EVERY_EVENTS ||
+        bytes >= ACK_EVERY_BYTES
+      ) {
         this.#sendAcks(session);
       }
     }

@@ -393,6 +393,22 @@ describe('ReferenceServer (against a raw ws fake agent)', function () {
       assert.deepEqual(await agent.next('ack'), { type: 'ack', taskId: 'T-1', seq: 4 });
     });
 
+    it('acks once a quarter of the agent window of 8 MiB is stored, however few the events', async () => {
+      await server.close();
+      server = await start({ ackDelayMs: 60_000 });
+      const agent = await running();
+      // ~300 KB each, as a batch of escaped control characters makes: 2 MiB is crossed by the 7th.
+      const big = (seq: number): AgentMessage =>
+        event('T-1', seq, log(...['a', 'b', 'c'].map((c) => c.repeat(100_000))));
+      for (const seq of [1, 2, 3, 4, 5, 6]) {
+        await agent.sendMessage(big(seq));
+        await eventually(() => server.task('T-1')?.events.length === seq, `event ${seq} stored`);
+      }
+      assert.ok(await agent.nothing('ack', 150), 'under 2 MiB the acks wait for more events');
+      await agent.sendMessage(big(7));
+      assert.deepEqual(await agent.next('ack'), { type: 'ack', taskId: 'T-1', seq: 7 });
+    });
+
     it('refuses an ackDelayMs that is not a whole number of milliseconds up to a minute', () => {
       for (const ackDelayMs of [-1, 1.5, 60_001, Number.NaN]) {
         assert.throws(
@@ -424,6 +440,18 @@ describe('ReferenceServer (against a raw ws fake agent)', function () {
       assert.throws(() => server.ack('T-1', 9), /only 3 events are stored/);
       server.setAutoAck(true);
       assert.equal((await agent.next('ack')).seq, 3);
+    });
+
+    it('drops the acks waiting out ackDelayMs when autoAck is turned off', async () => {
+      await server.close();
+      server = await start({ ackDelayMs: 200 });
+      const agent = await running();
+      await agent.sendMessage(event('T-1', 1, log('one')));
+      await eventually(() => server.task('T-1')?.events.length === 1, 'the event stored');
+      server.setAutoAck(false);
+      assert.ok(await agent.nothing('ack', 400), 'no ack after autoAck was turned off');
+      server.setAutoAck(true);
+      assert.equal((await agent.next('ack')).seq, 1);
     });
 
     it('joins partial log pieces into one line', async () => {

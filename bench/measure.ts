@@ -82,9 +82,12 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (utime + stime) / (await ticksPerSecond());
 }
 
-/** The machine's CPU time so far, all CPUs, in clock ticks: in all, and taken by the hypervisor. */
+/**
+ * The machine's CPU time so far, all CPUs, in clock ticks: what its CPUs wanted (all but idle and
+ * iowait), and of that what the hypervisor gave to others instead (steal).
+ */
 export interface MachineCpu {
-  total: number;
+  wanted: number;
   steal: number;
 }
 
@@ -92,17 +95,22 @@ export interface MachineCpu {
 export async function machineCpu(): Promise<MachineCpu> {
   const line = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0] ?? '';
   // guest and guest_nice (fields 9 and 10) are already counted in user and nice.
-  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
-  return { total: ticks.reduce((sum, value) => sum + value, 0), steal: ticks[7] ?? 0 };
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line
+    .trim()
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number);
+  return { wanted: user + nice + system + irq + softirq + steal, steal };
 }
 
 /**
- * The share of the machine's CPU time between two readings that the hypervisor gave to others
- * while this VM wanted it (steal), in percent; NaN when the kernel reports none.
+ * Of the CPU time this VM wanted between two readings, the share its host gave to others (steal),
+ * in percent: a measure of how contended the host was, whatever the VM's own load. 0 when the VM
+ * wanted none (or the kernel reports no steal).
  */
 export function stealPercent(before: MachineCpu, after: MachineCpu): number {
-  const total = after.total - before.total;
-  return total > 0 ? (100 * (after.steal - before.steal)) / total : NaN;
+  const wanted = after.wanted - before.wanted;
+  return wanted > 0 ? (100 * (after.steal - before.steal)) / wanted : 0;
 }
 
 export interface MemoryStatus {

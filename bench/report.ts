@@ -27,7 +27,7 @@ export interface CaseResult {
   /** Set when the case broke: the bench then exits non-zero. */
   error?: string;
   durationMs: number;
-  /** Of this VM's CPU time during the case, the share its host took for others (steal). */
+  /** Of the CPU time this VM wanted during the case, the share its host took for others (steal). */
   hostStealPercent: number;
 }
 

@@ -100,8 +100,8 @@ async function main(): Promise<number> {
     const steal = `host steal ${hostStealPercent.toFixed(1)}%`;
     console.log(error === undefined ? `${(durationMs / 1000).toFixed(1)} s (${steal})` : 'FAILED');
     report.note(
-      `the host took ${hostStealPercent.toFixed(1)}% of this VM's CPU time during the case ` +
-        '(steal in /proc/stat): the higher, the slower every figure, baselines included',
+      `the host took ${hostStealPercent.toFixed(1)}% of the CPU time this VM wanted during the ` +
+        'case (steal in /proc/stat): the higher, the slower every figure, baselines included',
     );
     if (error !== undefined) console.error(error);
     results.push({

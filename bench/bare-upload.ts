@@ -1,19 +1,20 @@
 /**
- * The least a blob upload as PROTOCOL.md section 6 describes must do on this machine, without
- * cuttle: a sender that hashes the file first (the SHA-256 goes in `blob-begin`, before any of
- * the content), then sends it in masked 1 MiB binary frames over a loopback WebSocket, and a
- * receiver that hashes and writes what arrives, pausing the socket while its file is behind, and
- * checks the hash at the end. Each side is a process of its own, as the agent and the reference
- * server are in the artifacts case; nothing else (no journal, no events, no validation).
+ * A reference upload: what PROTOCOL.md section 6 makes any blob upload do, without cuttle. A sender
+ * that hashes the file first (the SHA-256 goes in `blob-begin`, before any of the content), then
+ * sends it in masked 1 MiB binary frames over a loopback WebSocket, reading the next piece while it
+ * sends the last (as cuttle's sender does); a receiver that hashes and writes what arrives, pausing
+ * the socket while its file is behind, and checks the hash at the end. Each side is a process of
+ * its own, as the agent and the reference server are in the artifacts case. Left out: the 4-byte
+ * transfer number of each frame, the journal, the events, validation.
  *
- *   bareUpload(path)                              from the bench: milliseconds, begin to stored
- *   node dist/bench/bare-upload.js receiver DIR   (forked; says its port over IPC)
+ *   bareUpload(path, scratchDir)                   from the bench: ms from the hash pass to stored
+ *   node dist/bench/bare-upload.js receiver DIR    (forked; says its port over IPC)
  *   node dist/bench/bare-upload.js sender URL PATH (forked; says its time over IPC)
  */
 import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, unlink } from 'node:fs/promises';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as v from 'valibot';
@@ -70,12 +71,44 @@ export async function bareUpload(path: string, scratchDir: string): Promise<numb
 }
 
 type ChildMessage = v.InferOutput<typeof childSchema>;
-/** The first message of a forked child; its exit before that is an error. */
+/** The first message of a forked child; its exit before that, or anything else, is an error. */
 function firstMessage(child: ReturnType<typeof fork>): Promise<ChildMessage> {
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`a bare-upload process exited (code ${code})`)));
-    child.once('message', (raw) => resolve(v.parse(childSchema, raw)));
+    child.once('message', (raw) => {
+      const parsed = v.safeParse(childSchema, raw);
+      if (parsed.success) resolve(parsed.output);
+      else reject(new Error(`a bare-upload process said ${JSON.stringify(raw)}`));
+    });
   });
+}
+
+/**
+ * Reads a whole file through two buffers, the next read in flight while `consume` handles the last;
+ * returns the bytes read.
+ */
+async function readAhead(
+  file: FileHandle,
+  buffers: [Buffer, Buffer],
+  consume: (data: Buffer) => Promise<void> | void,
+): Promise<number> {
+  let [current, spare] = buffers;
+  let position = 0;
+  let reading = file.read(current, 0, current.length, position);
+  for (;;) {
+    const { bytesRead } = await reading;
+    if (bytesRead === 0) return position;
+    const done = current.subarray(0, bytesRead);
+    position += bytesRead;
+    [current, spare] = [spare, current];
+    reading = file.read(current, 0, current.length, position);
+    try {
+      await consume(done);
+    } catch (error) {
+      await reading.catch(() => undefined); // the file is closed after: never under a read
+      throw error;
+    }
+  }
 }
 
 function receive(scratchDir: string): void {
@@ -120,8 +153,12 @@ function receive(scratchDir: string): void {
       } else if (message.type === 'end' && upload !== undefined) {
         const { file, hash, sha256 } = upload;
         file.end(() => {
-          ws.send(JSON.stringify({ type: 'stored', ok: hash.digest('hex') === sha256 }));
-          void unlink(path).catch(() => undefined);
+          // Removed before the answer, so that it is gone when the bench goes on.
+          void unlink(path)
+            .catch(() => undefined)
+            .then(() =>
+              ws.send(JSON.stringify({ type: 'stored', ok: hash.digest('hex') === sha256 })),
+            );
         });
       }
     });
@@ -134,40 +171,43 @@ async function send(url: string, path: string): Promise<void> {
     ws.once('open', resolve);
     ws.once('error', reject);
   });
-  const stored = new Promise<Control>((resolve) =>
-    ws.once('message', (data) => resolve(control(data))),
-  );
+  const stored = new Promise<Control>((resolve, reject) => {
+    ws.once('message', (data) => resolve(control(data)));
+    ws.once('close', () => reject(new Error('the bare receiver closed without answering')));
+  });
   const write = (data: Buffer | string): Promise<void> =>
     new Promise((resolve, reject) => ws.send(data, (error) => (error ? reject(error) : resolve())));
   const file = await open(path, 'r');
-  const start = now();
-  const hash = createHash('sha256');
-  const hashBuffer = Buffer.allocUnsafe(HASH_READ_BYTES);
-  let size = 0;
-  for (;;) {
-    const { bytesRead } = await file.read(hashBuffer, 0, hashBuffer.length, size);
-    if (bytesRead === 0) break;
-    hash.update(hashBuffer.subarray(0, bytesRead));
-    size += bytesRead;
+  try {
+    const start = now();
+    const hash = createHash('sha256');
+    const size = await readAhead(
+      file,
+      [Buffer.allocUnsafe(HASH_READ_BYTES), Buffer.allocUnsafe(HASH_READ_BYTES)],
+      (data) => void hash.update(data),
+    );
+    await write(JSON.stringify({ type: 'begin', size, sha256: hash.digest('hex') }));
+    await readAhead(
+      file,
+      [Buffer.allocUnsafe(FRAME_BYTES), Buffer.allocUnsafe(FRAME_BYTES)],
+      (data) => write(data),
+    );
+    await write(JSON.stringify({ type: 'end' }));
+    const answer = await stored;
+    const ms = now() - start;
+    if (answer.type !== 'stored' || !answer.ok) {
+      throw new Error('the bare receiver refused the upload');
+    }
+    process.send?.({ type: 'uploaded', ms });
+  } finally {
+    await file.close();
+    ws.close();
   }
-  await write(JSON.stringify({ type: 'begin', size, sha256: hash.digest('hex') }));
-  const frame = Buffer.allocUnsafe(FRAME_BYTES);
-  for (let sent = 0; sent < size;) {
-    const { bytesRead } = await file.read(frame, 0, frame.length, sent);
-    await write(frame.subarray(0, bytesRead));
-    sent += bytesRead;
-  }
-  await write(JSON.stringify({ type: 'end' }));
-  const answer = await stored;
-  const ms = now() - start;
-  await file.close();
-  if (answer.type !== 'stored' || !answer.ok)
-    throw new Error('the bare receiver refused the upload');
-  process.send?.({ type: 'uploaded', ms });
-  ws.close();
 }
 
 if (process.argv[1] === SELF) {
+  // A bench that ends (or dies) takes its children with it.
+  process.on('disconnect', () => process.exit(0));
   const [role, first, second] = process.argv.slice(2);
   if (role === 'receiver' && first !== undefined) receive(first);
   else if (role === 'sender' && first !== undefined && second !== undefined) {

@@ -1,8 +1,9 @@
 /**
- * A reference upload: what PROTOCOL.md section 6 makes any blob upload do, without cuttle. A sender
- * that hashes the file first (the SHA-256 goes in `blob-begin`, before any of the content), then
- * sends it in masked 1 MiB binary frames over a loopback WebSocket, reading the next piece while it
- * sends the last (as cuttle's sender does); a receiver that hashes and writes what arrives, pausing
+ * A reference upload: what PROTOCOL.md section 6 makes any blob upload do, without cuttle's
+ * agent, server or messages. A sender that hashes the file first (the SHA-256 goes in `blob-begin`,
+ * before any of the content), then sends it in masked 1 MiB binary frames over a loopback WebSocket,
+ * reading the next piece while it sends the last (both with cuttle's own file readers, hashFile and
+ * readAhead, so that reading is alike on both sides); a receiver that hashes and writes what arrives, pausing
  * the socket while its file is behind, and checks the hash at the end. Each side is a process of
  * its own, as the agent and the reference server are in the artifacts case. Left out: the 4-byte
  * transfer number of each frame, the journal, the events, validation.
@@ -14,16 +15,17 @@
 import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as v from 'valibot';
 import WebSocket, { WebSocketServer } from 'ws';
+import { hashFile, readAhead } from '../protocol/blob-stream.js';
+import { rawDataToBuffer } from '../protocol/raw-data.js';
 import { now, withTimeout } from './measure.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const FRAME_BYTES = 1024 * 1024;
-const HASH_READ_BYTES = 4 * 1024 * 1024;
 /** What the reference server lets its file stream hold before it pauses the sender. */
 const WRITE_AHEAD_BYTES = 8 * 1024 * 1024;
 
@@ -39,12 +41,7 @@ const childSchema = v.variant('type', [
 ]);
 
 function control(data: WebSocket.RawData): Control {
-  return v.parse(controlSchema, JSON.parse(asBuffer(data).toString('utf8')));
-}
-
-function asBuffer(data: WebSocket.RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+  return v.parse(controlSchema, JSON.parse(rawDataToBuffer(data).toString('utf8')));
 }
 
 /** Uploads `path` through a fresh sender and receiver: milliseconds from the hash pass to stored. */
@@ -83,34 +80,6 @@ function firstMessage(child: ReturnType<typeof fork>): Promise<ChildMessage> {
   });
 }
 
-/**
- * Reads a whole file through two buffers, the next read in flight while `consume` handles the last;
- * returns the bytes read.
- */
-async function readAhead(
-  file: FileHandle,
-  buffers: [Buffer, Buffer],
-  consume: (data: Buffer) => Promise<void> | void,
-): Promise<number> {
-  let [current, spare] = buffers;
-  let position = 0;
-  let reading = file.read(current, 0, current.length, position);
-  for (;;) {
-    const { bytesRead } = await reading;
-    if (bytesRead === 0) return position;
-    const done = current.subarray(0, bytesRead);
-    position += bytesRead;
-    [current, spare] = [spare, current];
-    reading = file.read(current, 0, current.length, position);
-    try {
-      await consume(done);
-    } catch (error) {
-      await reading.catch(() => undefined); // the file is closed after: never under a read
-      throw error;
-    }
-  }
-}
-
 function receive(scratchDir: string): void {
   const wss = new WebSocketServer({
     host: '127.0.0.1',
@@ -135,7 +104,7 @@ function receive(scratchDir: string): void {
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
         if (upload === undefined) throw new Error('data before begin');
-        const chunk = asBuffer(data);
+        const chunk = rawDataToBuffer(data);
         upload.hash.update(chunk);
         if (!upload.file.write(chunk)) {
           ws.pause();
@@ -177,20 +146,15 @@ async function send(url: string, path: string): Promise<void> {
   });
   const write = (data: Buffer | string): Promise<void> =>
     new Promise((resolve, reject) => ws.send(data, (error) => (error ? reject(error) : resolve())));
-  const file = await open(path, 'r');
   try {
     const start = now();
-    const hash = createHash('sha256');
-    const size = await readAhead(
-      file,
-      [Buffer.allocUnsafe(HASH_READ_BYTES), Buffer.allocUnsafe(HASH_READ_BYTES)],
-      (data) => void hash.update(data),
-    );
-    await write(JSON.stringify({ type: 'begin', size, sha256: hash.digest('hex') }));
+    const { sha256, size } = await hashFile(path);
+    await write(JSON.stringify({ type: 'begin', size, sha256 }));
     await readAhead(
-      file,
+      path,
       [Buffer.allocUnsafe(FRAME_BYTES), Buffer.allocUnsafe(FRAME_BYTES)],
-      (data) => write(data),
+      0,
+      (frame, bytesRead) => write(frame.subarray(0, bytesRead)),
     );
     await write(JSON.stringify({ type: 'end' }));
     const answer = await stored;
@@ -200,7 +164,6 @@ async function send(url: string, path: string): Promise<void> {
     }
     process.send?.({ type: 'uploaded', ms });
   } finally {
-    await file.close();
     ws.close();
   }
 }

@@ -24,6 +24,7 @@ import {
   type ServerMessage,
   type Welcome,
 } from './messages.js';
+import { rawDataToBuffer } from './raw-data.js';
 import { parseServerUrl } from './server-url.js';
 import { checkCertificatePin, parseCertificatePin } from './tls-pin.js';
 
@@ -298,7 +299,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     socket.on('open', () => this.#onOpen(attempt));
     socket.on('message', (data, isBinary) => {
       attempt.heartbeat.alive();
-      const bytes = toBuffer(data);
+      const bytes = rawDataToBuffer(data);
       if (isBinary) this.#onBinary(attempt, bytes);
       else this.#onText(attempt, bytes);
     });
@@ -593,10 +594,4 @@ function writeFrame(socket: WebSocket, data: string | Buffer, binary: boolean): 
         );
     });
   });
-}
-
-function toBuffer(data: WebSocket.RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data);
 }

@@ -236,7 +236,7 @@ export async function hashFile(path: string): Promise<{ sha256: string; size: nu
  * next read runs on libuv's threads while `consume` handles the last one on this thread. Returns
  * the bytes read. Allocating a buffer per read made V8 run full collections every few dozen MiB.
  */
-async function readAhead(
+export async function readAhead(
   path: string,
   buffers: [Buffer, Buffer],
   offset: number,

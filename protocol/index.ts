@@ -5,3 +5,4 @@ export * from './codec.js';
 export * from './lines-json.js';
 export * from './agent-connection.js';
 export * from './blob-stream.js';
+export * from './raw-data.js';

@@ -4,9 +4,10 @@
  * `SessionHost` (the server).
  */
 import { randomBytes } from 'node:crypto';
-import WebSocket, { type RawData } from 'ws';
+import WebSocket from 'ws';
 import { BlobReceiver, type ReceivedBlob } from '../blob-stream.js';
 import { decodeAgentMessage, decodeBlobFrame, encodeMessage } from '../codec.js';
+import { rawDataToBuffer } from '../raw-data.js';
 import {
   asCuttleError,
   CuttleError,
@@ -69,7 +70,7 @@ export class AgentSession {
     this.#ws = ws;
     this.#host = host;
     this.#heartbeatMs = heartbeatMs;
-    ws.on('message', (data, isBinary) => this.#enqueue(toBuffer(data), isBinary));
+    ws.on('message', (data, isBinary) => this.#enqueue(rawDataToBuffer(data), isBinary));
     ws.on('pong', () => this.#seen());
     ws.on('ping', () => this.#seen());
     // A protocol error by the peer (an oversized frame, say) closes the socket with a code that
@@ -290,12 +291,6 @@ export class AgentSession {
       this.sendError(error.code, error.message, { transfer });
     }
   }
-}
-
-function toBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data);
 }
 
 /** The `protocol` of a frame that looks like a hello, without validating the rest. */

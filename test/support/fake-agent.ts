@@ -4,10 +4,11 @@
  * decoder. Blobs the server sends are received with BlobReceiver into `blobDir`.
  */
 import { join } from 'node:path';
-import WebSocket, { type RawData } from 'ws';
+import WebSocket from 'ws';
 import { BlobReceiver, type ReceivedBlob } from '../../protocol/blob-stream.js';
 import { decodeBlobFrame, decodeServerMessage, encodeMessage } from '../../protocol/codec.js';
 import { CuttleError } from '../../protocol/errors.js';
+import { rawDataToBuffer } from '../../protocol/raw-data.js';
 import {
   SUBPROTOCOL,
   type AgentMessage,
@@ -110,7 +111,7 @@ export class FakeAgent {
       ws.on('close', (code, reason) => resolve({ code, reason: reason.toString('utf8') }));
     });
     ws.on('message', (data, isBinary) => {
-      const buffer = toBuffer(data);
+      const buffer = rawDataToBuffer(data);
       // One at a time, like a real agent: a blob's end is handled after its last chunk is written.
       this.#chain = this.#chain
         .then(() => this.#receive(buffer, isBinary))
@@ -250,10 +251,4 @@ function isType<T extends ServerMessage['type']>(
   type: T,
 ): message is Extract<ServerMessage, { type: T }> {
   return message.type === type;
-}
-
-function toBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data);
 }

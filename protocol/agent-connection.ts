@@ -7,12 +7,14 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import WebSocket from 'ws';
 import { Backoff } from './backoff.js';
 import { decodeBlobFrame, decodeServerMessage, encodeMessage, InvalidTaskError } from './codec.js';
 import { asCuttleError, CuttleError, InvalidMessageError } from './errors.js';
 import { Heartbeat } from './heartbeat.js';
+import { writeMaskedBinaryFrame } from './masked-binary-frame.js';
 import {
   DEFAULT_HEARTBEAT_MS,
   MAX_BINARY_FRAME_BYTES,
@@ -105,6 +107,8 @@ interface Attempt {
   readonly connectTimer: NodeJS.Timeout;
   readonly closed: Promise<void>;
   readonly markClosed: () => void;
+  /** The socket under `socket`, from its upgrade: blob frames are written to it directly. */
+  stream: Duplex | undefined;
   opened: boolean;
   welcomed: boolean;
   /** The first known reason this attempt failed; the close that follows reports it. */
@@ -212,7 +216,11 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     await writeFrame(socket, text, false);
   }
 
-  /** A blob frame (4-byte transfer number, then data), see encodeBlobFrame. */
+  /**
+   * A blob frame (4-byte transfer number, then data), see encodeBlobFrame. The frame is masked in
+   * place (masked-binary-frame.ts): once this is called its bytes are no longer the frame's, and
+   * they must stay untouched until it settles.
+   */
   async sendBinary(frame: Buffer): Promise<void> {
     if (frame.byteLength > MAX_BINARY_FRAME_BYTES) {
       throw new CuttleError(
@@ -221,8 +229,14 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
       );
     }
     const socket = this.#connectedSocket();
-    if (socket === undefined) throw new NotConnectedError();
-    await writeFrame(socket, frame, true);
+    const stream = this.#attempt?.stream;
+    if (socket === undefined || stream === undefined) throw new NotConnectedError();
+    try {
+      await writeMaskedBinaryFrame(stream, frame);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new NotConnectedError(`connection lost while sending: ${reason}`, { cause: error });
+    }
   }
 
   #connectedSocket(): WebSocket | undefined {
@@ -256,6 +270,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
       socket,
       closed,
       markClosed: () => markClosed(),
+      stream: undefined,
       opened: false,
       welcomed: false,
       failure: undefined,
@@ -295,6 +310,9 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
                 'upgrading to a WebSocket',
             );
       socket.terminate();
+    });
+    socket.on('upgrade', (response: IncomingMessage) => {
+      attempt.stream = response.socket;
     });
     socket.on('open', () => this.#onOpen(attempt));
     socket.on('message', (data, isBinary) => {

@@ -188,6 +188,7 @@ export interface SendBlobOptions {
   sha256: string;
   size: number;
   sendText: (message: BlobBegin | BlobEnd) => Promise<void>;
+  /** May overwrite the frame's bytes (the agent masks them in place); resolves once it is sent. */
   sendBinary: (frame: Buffer) => Promise<void>;
 }
 
@@ -197,7 +198,8 @@ export interface SendBlobOptions {
  * receiver answers `blob-corrupt`.
  *
  * Two buffers serve every frame: the file is read straight after the 4-byte header, the next
- * frame's read overlapping the current frame's send (docs/performance.md).
+ * frame's read overlapping the current frame's send (docs/performance.md). The header is written
+ * again for each frame, since sending may have masked it in place.
  */
 export async function sendBlob(options: SendBlobOptions): Promise<void> {
   const { transfer } = options;
@@ -211,10 +213,10 @@ export async function sendBlob(options: SendBlobOptions): Promise<void> {
     Buffer.allocUnsafe(4 + MAX_BLOB_CHUNK_BYTES),
     Buffer.allocUnsafe(4 + MAX_BLOB_CHUNK_BYTES),
   ];
-  for (const frame of frames) frame.writeUInt32BE(transfer, 0);
-  await readAhead(options.path, frames, 4, (frame, bytesRead) =>
-    options.sendBinary(frame.subarray(0, 4 + bytesRead)),
-  );
+  await readAhead(options.path, frames, 4, (frame, bytesRead) => {
+    frame.writeUInt32BE(transfer, 0);
+    return options.sendBinary(frame.subarray(0, 4 + bytesRead));
+  });
   await options.sendText({ type: 'blob-end', transfer });
 }
 

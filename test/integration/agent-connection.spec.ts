@@ -38,6 +38,8 @@ class Peer {
   readonly messages: AgentMessage[] = [];
   readonly undecodable: string[] = [];
   readonly binaries: Buffer[] = [];
+  /** Valid messages and binary frames together, in the order they arrived. */
+  readonly arrivals: (AgentMessage | Buffer)[] = [];
   readonly openedAt = performance.now();
   pings = 0;
   closeCode: number | undefined;
@@ -47,7 +49,10 @@ class Peer {
   constructor(readonly socket: WebSocket) {
     socket.on('message', (data, isBinary) => {
       if (isBinary) {
-        if (Buffer.isBuffer(data)) this.binaries.push(data);
+        if (Buffer.isBuffer(data)) {
+          this.binaries.push(data);
+          this.arrivals.push(data);
+        }
         return;
       }
       const text = Buffer.isBuffer(data) ? data.toString('utf8') : '';
@@ -55,6 +60,7 @@ class Peer {
         // Validating what the agent sends with the protocol's own decoder.
         const message = decodeAgentMessage(text);
         this.messages.push(message);
+        this.arrivals.push(message);
         if (message.type === 'hello') this.#onHello.splice(0).forEach((run) => run());
       } catch {
         this.undecodable.push(text);
@@ -451,6 +457,64 @@ describe('AgentConnection (against a minimal fake server)', function () {
       await delay(100);
       assert.deepEqual(fake.upgrades, []);
       assert.deepEqual(agent.welcomes, []);
+    });
+  });
+
+  describe('blob frames', () => {
+    /** A frame of `size` bytes: the transfer number, then bytes that differ from frame to frame. */
+    const blobFrame = (transfer: number, size: number): Buffer => {
+      const frame = Buffer.alloc(size, transfer % 251);
+      frame.writeUInt32BE(transfer, 0);
+      return frame;
+    };
+    // Every payload-length encoding of RFC 6455 (7, 16 and 64 bits) and its edges, up to the most
+    // a blob frame may be (4 + 1 MiB).
+    const sizes = [4, 125, 126, 127, 65_535, 65_536, 65_537, 4 + 1024 * 1024];
+
+    for (const scheme of ['ws', 'wss'] as const) {
+      it(`arrive intact and in order among text messages (${scheme})`, async () => {
+        const fake = await server({ tls: scheme === 'wss' });
+        const agent = connect({
+          url: fake.url(scheme),
+          ...(scheme === 'wss' ? { caFile: tls.certPath } : {}),
+        });
+        await eventually(() => agent.welcomes.length === 1, 'welcome');
+        const peer = fake.peer(0);
+        const expected: (AgentMessage | Buffer)[] = [];
+        const sends: Promise<void>[] = [];
+        // Not awaited one by one, so text and binary frames queue on the socket together.
+        for (let round = 0; round < 3; round += 1) {
+          for (const [index, size] of sizes.entries()) {
+            const transfer = round * sizes.length + index;
+            const end: AgentMessage = { type: 'blob-end', transfer };
+            const frame = blobFrame(transfer, size);
+            expected.push(Buffer.from(frame), end);
+            sends.push(agent.connection.sendBinary(frame));
+            sends.push(agent.connection.sendText(encodeMessage(end)));
+          }
+        }
+        await Promise.all(sends);
+        await eventually(() => peer.arrivals.length === 1 + expected.length, 'all frames arrive');
+        assert.deepEqual(peer.arrivals.slice(1), expected);
+        assert.deepEqual(peer.undecodable, []);
+        assert.equal(peer.closeCode, undefined, 'the server took every frame as valid');
+      });
+    }
+
+    it('are masked in place, each with a mask key of its own', async () => {
+      const fake = await server();
+      const agent = connect({ url: fake.url() });
+      await eventually(() => agent.welcomes.length === 1, 'welcome');
+      const frames = [Buffer.alloc(64), Buffer.alloc(64)];
+      for (const frame of frames) await agent.connection.sendBinary(frame);
+      await eventually(() => fake.peer(0).binaries.length === 2, 'both frames arrive');
+      assert.deepEqual(fake.peer(0).binaries, [Buffer.alloc(64), Buffer.alloc(64)]);
+      // Zeros masked in place become the mask key, repeated: the caller's buffer shows it.
+      for (const frame of frames) {
+        const key = frame.subarray(0, 4);
+        assert.deepEqual(frame, Buffer.concat(Array.from({ length: 16 }, () => key)));
+      }
+      assert.notDeepEqual(frames[0]?.subarray(0, 4), frames[1]?.subarray(0, 4));
     });
   });
 

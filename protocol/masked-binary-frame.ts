@@ -1,0 +1,72 @@
+/**
+ * Writes a binary WebSocket message from a client as one frame, masking its payload in place.
+ *
+ * `ws` masks a Buffer it is given into a fresh copy (it may not change the caller's bytes): for a
+ * blob that is a 1 MiB allocation per frame, ~1,000 per GiB of artifact, and the agent's V8 ran a
+ * full collection every ~100 of them for the external memory (docs/performance.md, round 12). The
+ * blob sender reads each frame into one of two buffers it reuses, so it can let its bytes be
+ * masked where they lie and spare the copy.
+ *
+ * The frame goes to the socket underneath `ws`. That keeps the order of frames because `ws` writes
+ * each of its own frames to that socket synchronously, as long as it never compresses and never
+ * sends a Blob (it queues frames only then); the agent's connection does neither
+ * (perMessageDeflate is off). A test sends both kinds interleaved and checks their order.
+ */
+import { randomFillSync } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import bufferUtil from 'bufferutil';
+
+const OPCODE_BINARY_FIN = 0x82;
+const MASK_BIT = 0x80;
+/** Mask keys are drawn from the system's CSPRNG (RFC 6455 section 5.3), 2,048 at a time. */
+const MASK_KEY_POOL_BYTES = 8 * 1024;
+
+let maskKeyPool = Buffer.alloc(0);
+let maskKeyOffset = 0;
+
+/**
+ * Frames `payload` as one masked binary message and writes it to `stream`. The payload is masked in
+ * place: afterwards its bytes are no longer the message, and they must not change until the
+ * returned promise settles (the socket writes from them). Rejects with the socket's error.
+ */
+export function writeMaskedBinaryFrame(stream: Duplex, payload: Buffer): Promise<void> {
+  const header = frameHeader(payload.length);
+  const key = header.subarray(header.length - 4);
+  bufferUtil.mask(payload, key, payload, 0, payload.length);
+  return new Promise((resolve, reject) => {
+    stream.cork();
+    stream.write(header);
+    stream.write(payload, (error) => {
+      if (error === undefined || error === null) resolve();
+      else reject(error);
+    });
+    stream.uncork();
+  });
+}
+
+/** RFC 6455 section 5.2: FIN and opcode, the length in 7, 7+16 or 7+64 bits, the mask key. */
+function frameHeader(length: number): Buffer {
+  const lengthBytes = length < 126 ? 0 : length < 65_536 ? 2 : 8;
+  const header = Buffer.allocUnsafe(2 + lengthBytes + 4);
+  header[0] = OPCODE_BINARY_FIN;
+  if (lengthBytes === 0) {
+    header[1] = MASK_BIT | length;
+  } else if (lengthBytes === 2) {
+    header[1] = MASK_BIT | 126;
+    header.writeUInt16BE(length, 2);
+  } else {
+    header[1] = MASK_BIT | 127;
+    header.writeBigUInt64BE(BigInt(length), 2);
+  }
+  fillMaskKey(header, 2 + lengthBytes);
+  return header;
+}
+
+function fillMaskKey(target: Buffer, offset: number): void {
+  if (maskKeyOffset + 4 > maskKeyPool.length) {
+    maskKeyPool = randomFillSync(Buffer.allocUnsafe(MASK_KEY_POOL_BYTES));
+    maskKeyOffset = 0;
+  }
+  maskKeyPool.copy(target, offset, maskKeyOffset, maskKeyOffset + 4);
+  maskKeyOffset += 4;
+}

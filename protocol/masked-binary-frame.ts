@@ -13,8 +13,37 @@
  * (perMessageDeflate is off). A test sends both kinds interleaved and checks their order.
  */
 import { randomFillSync } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
-import bufferUtil from 'bufferutil';
+import { CuttleError } from './errors.js';
+
+/** What this file uses of `bufferutil` (ws's native helper; it ships no types). */
+interface BufferUtil {
+  /** Writes `source` XOR the 4-byte `mask` to `output` from `offset`; `source` may be `output`. */
+  mask(source: Buffer, mask: Buffer, output: Buffer, offset: number, length: number): void;
+}
+
+/**
+ * Required, as `ws` requires it. An `import` of this CommonJS package made Node start its
+ * CommonJS export lexer, which is WebAssembly: +0.5 MiB for the idle agent (docs/performance.md).
+ * Without its prebuilt binary the package loads a JavaScript fallback with the same functions.
+ */
+const bufferUtil = loadBufferUtil();
+
+function loadBufferUtil(): BufferUtil {
+  const loaded: unknown = createRequire(import.meta.url)('bufferutil');
+  if (!isBufferUtil(loaded)) throw new CuttleError('internal', 'bufferutil has no mask function');
+  return loaded;
+}
+
+function isBufferUtil(value: unknown): value is BufferUtil {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'mask' in value &&
+    typeof value.mask === 'function'
+  );
+}
 
 const OPCODE_BINARY_FIN = 0x82;
 const MASK_BIT = 0x80;

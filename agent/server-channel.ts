@@ -26,7 +26,7 @@ export class ServerChannel implements EventChannel {
       sha256,
       size,
       sendText: (message) => this.#connection.sendAsync(message),
-      sendBinary: (frame) => this.#connection.sendBinary(frame),
+      sendBinary: (frame) => this.#connection.sendBinaryInPlace(frame),
     });
   }
 }

@@ -107,8 +107,8 @@ interface Attempt {
   readonly connectTimer: NodeJS.Timeout;
   readonly closed: Promise<void>;
   readonly markClosed: () => void;
-  /** The socket under `socket`, from its upgrade: blob frames are written to it directly. */
-  stream: Duplex | undefined;
+  /** The TCP or TLS socket under `socket`, from its upgrade: blob frames are written to it. */
+  rawSocket: Duplex | undefined;
   opened: boolean;
   welcomed: boolean;
   /** The first known reason this attempt failed; the close that follows reports it. */
@@ -217,11 +217,11 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
   }
 
   /**
-   * A blob frame (4-byte transfer number, then data), see encodeBlobFrame. The frame is masked in
-   * place (masked-binary-frame.ts): once this is called its bytes are no longer the frame's, and
-   * they must stay untouched until it settles.
+   * A blob frame (4-byte transfer number, then data), see encodeBlobFrame, masked IN PLACE
+   * (masked-binary-frame.ts): once called, the buffer no longer holds the frame, and it must stay
+   * untouched until this settles. A caller that needs the bytes again must send a copy.
    */
-  async sendBinary(frame: Buffer): Promise<void> {
+  async sendBinaryInPlace(frame: Buffer): Promise<void> {
     if (frame.byteLength > MAX_BINARY_FRAME_BYTES) {
       throw new CuttleError(
         'internal',
@@ -229,10 +229,18 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
       );
     }
     const socket = this.#connectedSocket();
-    const stream = this.#attempt?.stream;
-    if (socket === undefined || stream === undefined) throw new NotConnectedError();
+    const rawSocket = this.#attempt?.rawSocket;
+    if (socket === undefined || rawSocket === undefined) throw new NotConnectedError();
+    // ws's bufferedAmount is the socket's unsent bytes plus any frames ws holds back. Should a
+    // later ws hold some back, a frame written under it would overtake them: let ws send it.
+    if (socket.bufferedAmount !== rawSocket.writableLength) {
+      await writeFrame(socket, frame, true);
+      return;
+    }
+    // Synchronous throws (a bug here, not the connection) are not caught below.
+    const written = writeMaskedBinaryFrame(rawSocket, frame);
     try {
-      await writeMaskedBinaryFrame(stream, frame);
+      await written;
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new NotConnectedError(`connection lost while sending: ${reason}`, { cause: error });
@@ -270,7 +278,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
       socket,
       closed,
       markClosed: () => markClosed(),
-      stream: undefined,
+      rawSocket: undefined,
       opened: false,
       welcomed: false,
       failure: undefined,
@@ -312,7 +320,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
       socket.terminate();
     });
     socket.on('upgrade', (response: IncomingMessage) => {
-      attempt.stream = response.socket;
+      attempt.rawSocket = response.socket;
     });
     socket.on('open', () => this.#onOpen(attempt));
     socket.on('message', (data, isBinary) => {

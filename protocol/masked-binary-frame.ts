@@ -10,7 +10,10 @@
  * The frame goes to the socket underneath `ws`. That keeps the order of frames because `ws` writes
  * each of its own frames to that socket synchronously, as long as it never compresses and never
  * sends a Blob (it queues frames only then); the agent's connection does neither
- * (perMessageDeflate is off). A test sends both kinds interleaved and checks their order.
+ * (perMessageDeflate is off), and AgentConnection checks that `ws` holds nothing queued before each
+ * frame. Every frame is a whole message (FIN set): the agent never sends fragmented messages, and
+ * a frame written between the fragments of one would break RFC 6455. Tests send both kinds
+ * interleaved and check their order, and check each header byte for byte.
  */
 import { randomFillSync } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -47,12 +50,6 @@ function isBufferUtil(value: unknown): value is BufferUtil {
 
 const OPCODE_BINARY_FIN = 0x82;
 const MASK_BIT = 0x80;
-/** Mask keys are drawn from the system's CSPRNG (RFC 6455 section 5.3), 2,048 at a time. */
-const MASK_KEY_POOL_BYTES = 8 * 1024;
-
-let maskKeyPool = Buffer.alloc(0);
-let maskKeyOffset = 0;
-
 /**
  * Frames `payload` as one masked binary message and writes it to `stream`. The payload is masked in
  * place: afterwards its bytes are no longer the message, and they must not change until the
@@ -64,16 +61,22 @@ export function writeMaskedBinaryFrame(stream: Duplex, payload: Buffer): Promise
   bufferUtil.mask(payload, key, payload, 0, payload.length);
   return new Promise((resolve, reject) => {
     stream.cork();
-    stream.write(header);
-    stream.write(payload, (error) => {
-      if (error === undefined || error === null) resolve();
-      else reject(error);
-    });
-    stream.uncork();
+    try {
+      stream.write(header);
+      stream.write(payload, (error) => {
+        if (error === undefined || error === null) resolve();
+        else reject(error);
+      });
+    } finally {
+      stream.uncork();
+    }
   });
 }
 
-/** RFC 6455 section 5.2: FIN and opcode, the length in 7, 7+16 or 7+64 bits, the mask key. */
+/**
+ * RFC 6455 section 5.2: FIN and opcode; the length in the shortest of 7, 7+16 or 7+64 bits (the
+ * RFC requires the shortest); the mask key, fresh from the system's CSPRNG (section 5.3).
+ */
 function frameHeader(length: number): Buffer {
   const lengthBytes = length < 126 ? 0 : length < 65_536 ? 2 : 8;
   const header = Buffer.allocUnsafe(2 + lengthBytes + 4);
@@ -87,15 +90,6 @@ function frameHeader(length: number): Buffer {
     header[1] = MASK_BIT | 127;
     header.writeBigUInt64BE(BigInt(length), 2);
   }
-  fillMaskKey(header, 2 + lengthBytes);
+  randomFillSync(header, 2 + lengthBytes, 4);
   return header;
-}
-
-function fillMaskKey(target: Buffer, offset: number): void {
-  if (maskKeyOffset + 4 > maskKeyPool.length) {
-    maskKeyPool = randomFillSync(Buffer.allocUnsafe(MASK_KEY_POOL_BYTES));
-    maskKeyOffset = 0;
-  }
-  maskKeyPool.copy(target, offset, maskKeyOffset, maskKeyOffset + 4);
-  maskKeyOffset += 4;
 }

@@ -333,7 +333,7 @@ describe('AgentConnection (against a minimal fake server)', function () {
       await agent.connection.sendAsync({ type: 'accepted', taskId: 'T-1' });
       assert.equal(agent.connection.send({ type: 'drained' }), true);
       await agent.connection.sendText(encodeMessage({ type: 'blob-end', transfer: 3 }));
-      await agent.connection.sendBinary(Buffer.from([0, 0, 0, 3, 0x78]));
+      await agent.connection.sendBinaryInPlace(Buffer.from([0, 0, 0, 3, 0x78]));
       await eventually(() => peer.messages.length === 4, 'messages after welcome arrive');
       assert.deepEqual(
         peer.messages.map((m) => m.type),
@@ -489,7 +489,7 @@ describe('AgentConnection (against a minimal fake server)', function () {
             const end: AgentMessage = { type: 'blob-end', transfer };
             const frame = blobFrame(transfer, size);
             expected.push(Buffer.from(frame), end);
-            sends.push(agent.connection.sendBinary(frame));
+            sends.push(agent.connection.sendBinaryInPlace(frame));
             sends.push(agent.connection.sendText(encodeMessage(end)));
           }
         }
@@ -506,7 +506,7 @@ describe('AgentConnection (against a minimal fake server)', function () {
       const agent = connect({ url: fake.url() });
       await eventually(() => agent.welcomes.length === 1, 'welcome');
       const frames = [Buffer.alloc(64), Buffer.alloc(64)];
-      for (const frame of frames) await agent.connection.sendBinary(frame);
+      for (const frame of frames) await agent.connection.sendBinaryInPlace(frame);
       await eventually(() => fake.peer(0).binaries.length === 2, 'both frames arrive');
       assert.deepEqual(fake.peer(0).binaries, [Buffer.alloc(64), Buffer.alloc(64)]);
       // Zeros masked in place become the mask key, repeated: the caller's buffer shows it.

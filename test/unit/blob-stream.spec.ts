@@ -55,6 +55,9 @@ describe('blob streams', () => {
           assert.ok(chunk.byteLength <= 1024 * 1024);
           // A copy, as a WebSocket delivers it: sendBlob reuses its frame buffers.
           await receiver.chunk(transfer, Buffer.from(chunk));
+          // The agent's sender masks a frame in place, transfer number included: sendBlob must
+          // not count on a buffer's bytes surviving a send.
+          frame.fill(0xa5);
         },
       });
       const received = await receiver.end(7);

@@ -13,7 +13,8 @@
  * (perMessageDeflate is off), and AgentConnection checks that `ws` holds nothing queued before each
  * frame. Every frame is a whole message (FIN set): the agent never sends fragmented messages, and
  * a frame written between the fragments of one would break RFC 6455. Tests send both kinds
- * interleaved and check their order, and check each header byte for byte.
+ * interleaved and check their order, and check each header byte for byte. Why this and not
+ * another way: docs/decisions/0002-blob-frames-beneath-ws.md.
  */
 import { randomFillSync } from 'node:crypto';
 import { createRequire } from 'node:module';

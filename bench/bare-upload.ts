@@ -1,10 +1,11 @@
 /**
  * A reference upload: what PROTOCOL.md section 6 makes any blob upload do, without cuttle's
  * agent, server or messages. A sender that hashes the file first (the SHA-256 goes in `blob-begin`,
- * before any of the content), then sends it in masked 1 MiB binary frames over a loopback WebSocket,
+ * before any of the content), then sends it in masked 1 MiB binary frames over a loopback WebSocket
+ * with `ws`'s own send (which masks into a copy of each frame; cuttle's agent masks in place),
  * reading the next piece while it sends the last (both with cuttle's own file readers, hashFile and
- * readAhead, so that reading is alike on both sides); a receiver that hashes and writes what arrives, pausing
- * the socket while its file is behind, and checks the hash at the end. Each side is a process of
+ * readAhead, so that reading is alike on both sides); a receiver that hashes and writes what
+ * arrives, pausing the socket while its file is behind, and checks the hash at the end. Each side is a process of
  * its own, as the agent and the reference server are in the artifacts case. Left out: the 4-byte
  * transfer number of each frame, the journal, the events, validation.
  *
@@ -20,14 +21,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as v from 'valibot';
 import WebSocket, { WebSocketServer } from 'ws';
-import { hashFile, readAhead } from '../protocol/blob-stream.js';
+import { hashFile, readAhead, WRITE_AHEAD_BYTES } from '../protocol/blob-stream.js';
+import { MAX_BLOB_CHUNK_BYTES as FRAME_BYTES } from '../protocol/messages.js';
 import { rawDataToBuffer } from '../protocol/raw-data.js';
 import { now, withTimeout } from './measure.js';
 
 const SELF = fileURLToPath(import.meta.url);
-const FRAME_BYTES = 1024 * 1024;
-/** What the reference server lets its file stream hold before it pauses the sender. */
-const WRITE_AHEAD_BYTES = 8 * 1024 * 1024;
 
 const controlSchema = v.variant('type', [
   v.object({ type: v.literal('begin'), size: v.number(), sha256: v.string() }),

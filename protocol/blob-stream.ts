@@ -31,7 +31,7 @@ interface OpenTransfer {
  * stream's default (16 KiB) every 1 MiB frame waited for its own write, so hashing and writing
  * took turns instead of overlapping.
  */
-const WRITE_AHEAD_BYTES = 8 * 1024 * 1024;
+export const WRITE_AHEAD_BYTES = 8 * 1024 * 1024;
 
 /** Tracks the incoming transfers of one connection; `abortAll` when that connection ends. */
 export class BlobReceiver {

@@ -147,8 +147,6 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
   readonly #acksDue = new Map<AgentSession, Set<TaskRecord>>();
   /** A session's acks waiting out `ackDelayMs`. */
   readonly #ackTimers = new Map<AgentSession, NodeJS.Timeout>();
-  /** Bytes of a task's events stored since its last ack. */
-  readonly #bytesSinceAck = new WeakMap<TaskRecord, number>();
   /** Ids of `pending` tasks, oldest first. */
   readonly #queue: string[] = [];
   readonly #wss: WebSocketServer;
@@ -314,7 +312,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
       );
     }
     record.acked = Math.max(record.acked, seq);
-    this.#bytesSinceAck.delete(record);
+    record.bytesSinceAck = 0;
     this.#sessionOf(record)?.post({ type: 'ack', taskId, seq });
   }
 
@@ -495,7 +493,7 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
     for (const record of due) {
       if (this.#sessionOf(record) !== session) continue;
       record.acked = record.lastSeq;
-      this.#bytesSinceAck.delete(record);
+      record.bytesSinceAck = 0;
       session.post({ type: 'ack', taskId: record.taskId, seq: record.lastSeq });
     }
   }
@@ -626,12 +624,11 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
       let due = this.#acksDue.get(session);
       if (due === undefined) this.#acksDue.set(session, (due = new Set()));
       due.add(record);
-      const bytes = (this.#bytesSinceAck.get(record) ?? 0) + frame.byteLength;
-      this.#bytesSinceAck.set(record, bytes);
+      record.bytesSinceAck += frame.byteLength;
       if (
         event.kind === 'result' ||
         record.lastSeq - record.acked >= ACK_EVERY_EVENTS ||
-        bytes >= ACK_EVERY_BYTES
+        record.bytesSinceAck >= ACK_EVERY_BYTES
       ) {
         this.#sendAcks(session);
       }

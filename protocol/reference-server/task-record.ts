@@ -113,6 +113,8 @@ export class TaskRecord implements TaskHandle {
   cancelRequested = false;
   /** Highest seq acknowledged to the agent (an ack or a resume). */
   acked = 0;
+  /** Bytes of events stored since the last ack (the server acks after so many, see server.ts). */
+  bytesSinceAck = 0;
   #answer: Accepted | Rejected | undefined;
   // Untyped inside; `on`/`off` below are the typed surface.
   readonly #emitter = new EventEmitter();

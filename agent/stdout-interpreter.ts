@@ -10,7 +10,7 @@ import {
   SERVICE_MESSAGE_PREFIX,
   type ServiceMessage,
 } from './service-messages.js';
-import type { AppendEvent, TaskLog } from './task-log.js';
+import type { TaskLog } from './task-log.js';
 
 /** A file the script marked with new_octopusartifact, as the script named it (container path). */
 export interface ArtifactMark {
@@ -41,7 +41,6 @@ export class StdoutInterpreter implements TailSink {
   #level: LogLevel;
   readonly #log: TaskLog;
   readonly #masker: Masker;
-  readonly #append: AppendEvent;
   readonly #consume: (end: number) => void;
   /** Where the service message being handled ends in the stdout file. */
   #lineEnd = 0;
@@ -53,13 +52,11 @@ export class StdoutInterpreter implements TailSink {
   constructor(
     log: TaskLog,
     masker: Masker,
-    append: AppendEvent,
     consume: (end: number) => void,
     restored?: { level: LogLevel; artifacts: ArtifactMark[] },
   ) {
     this.#log = log;
     this.#masker = masker;
-    this.#append = append;
     this.#consume = consume;
     this.#level = restored?.level ?? 'info';
     this.artifacts = [...(restored?.artifacts ?? [])];
@@ -122,7 +119,7 @@ export class StdoutInterpreter implements TailSink {
   }
 
   #appendFromLine(body: EventBody): Promise<void> {
-    return this.#append(body, { stream: 'stdout', end: this.#lineEnd, open: false });
+    return this.#log.event('stdout', body, { stream: 'stdout', end: this.#lineEnd, open: false });
   }
 
   async #handle(message: ServiceMessage): Promise<void> {

@@ -49,6 +49,8 @@ export class TaskLog {
   #carry = '';
   /** A partial piece was sent and its line has not ended yet. */
   #lineOpen = false;
+  /** The level of the line left open, for its last piece should its stream send no more. */
+  #openLevel: LogLevel = 'info';
 
   constructor(append: AppendEvent, masker: Masker) {
     this.#append = append;
@@ -61,9 +63,42 @@ export class TaskLog {
   }
 
   /** A restarted agent resumes in the middle of a long line of `stream`. */
-  resumeOpenLine(stream: OutputStream): void {
+  resumeOpenLine(stream: OutputStream, level: LogLevel): void {
     this.#holder = stream;
     this.#lineOpen = true;
+    this.#openLevel = level;
+  }
+
+  /**
+   * Ends a line left open by a stream that will send no more (its step ended without it being
+   * read to the end, or reading failed): what was held back goes out as the line's last piece, and
+   * the log is free again. Without it, every later writer (the agent's own lines about the failure)
+   * would wait for that stream for good.
+   */
+  async endOpenLine(): Promise<void> {
+    const stream = this.#holder;
+    if (!this.#lineOpen || stream === undefined || stream === 'system') return;
+    const last = this.#masker.mask(this.#carry);
+    this.#carry = '';
+    this.#lineOpen = false;
+    try {
+      await this.#append({ kind: 'log', stream, level: this.#openLevel, lines: [last] });
+    } finally {
+      this.#releaseUnlessPartial(false);
+    }
+  }
+
+  /**
+   * An event of the step's own making (an output variable, progress) from a line of `stream`:
+   * it waits, like a line, for a long line of the other stream to end (section 4).
+   */
+  async event(stream: OutputStream, body: JournalInput, advance: Advance): Promise<void> {
+    await this.#acquire(stream);
+    try {
+      await this.#append(body, advance);
+    } finally {
+      this.#releaseUnlessPartial(false);
+    }
   }
 
   /** The agent's own words about the step. */
@@ -106,6 +141,7 @@ export class TaskLog {
   async partial(stream: OutputStream, level: LogLevel, piece: string, end: number): Promise<void> {
     await this.#acquire(stream);
     this.#lineOpen = true;
+    this.#openLevel = level;
     const text = this.#carry + piece;
     const cut = this.#masker.safeCut(
       text,

@@ -46,7 +46,7 @@ import { Masker } from './masker.js';
 import { OutputTail } from './output-tail.js';
 import { StdoutInterpreter, type ArtifactMark } from './stdout-interpreter.js';
 import { stepOutputFiles, writeStepFiles } from './step-files.js';
-import { type OutputCheckpoint, type RunInfo } from './run-state.js';
+import { type OutputCheckpoint, type RunInfo, type StepEnded } from './run-state.js';
 import { TaskLog, type Advance, type OutputStream } from './task-log.js';
 import type { TaskOutbox } from './task-outbox.js';
 
@@ -113,6 +113,12 @@ export class TaskRun {
   };
   #interpreter: StdoutInterpreter | undefined;
   #restored: { level: LogLevel; artifacts: ArtifactMark[] } | undefined;
+  /** How many of the marked artifacts were collected, in order (in every checkpoint). */
+  #collected = 0;
+  /** What run.json says, once written: how the step ended is added to it before the cleanup. */
+  #runInfo: RunInfo | undefined;
+  /** A log line that waits for a long line left open before a restart to end (see resume). */
+  #pendingLog: Promise<void> = Promise.resolve();
 
   constructor(ctx: TaskRunContext) {
     this.#ctx = ctx;
@@ -155,16 +161,35 @@ export class TaskRun {
       this.#containerId = info.containerId;
       this.#image = info.image;
     }
+    this.#runInfo = info;
     this.#restore(checkpoint);
-    await this.#log.system(
-      'warning',
-      'the agent restarted while this step ran; it took the step over and resumes its output where it stopped',
-    );
+    if (info.ended !== undefined) {
+      await this.#log.system(
+        'warning',
+        'the agent restarted while it cleaned up after this step; it finishes the cleanup and reports the outcome it had recorded',
+      );
+      await this.#conclude(info.ended);
+      return;
+    }
+    // With a long line of the step left open, this line waits for its end: nothing of the task may
+    // come between the pieces of a line (PROTOCOL.md section 4), and only the step's output, read
+    // again below, can end it.
+    this.#pendingLog = this.#log
+      .system(
+        'warning',
+        'the agent restarted while this step ran; it took the step over and resumes its output where it stopped',
+      )
+      .catch(() => undefined);
     await this.#finish(() => this.#reattach(info, checkpoint));
   }
 
   /** Runs `execute` under the task's timeout, then cleans up and appends the one `result`. */
   async #finish(execute: () => Promise<number>): Promise<void> {
+    await this.#conclude(await this.#outcome(execute));
+  }
+
+  /** Runs `execute` under the task's timeout and says how the step ended. */
+  async #outcome(execute: () => Promise<number>): Promise<StepEnded> {
     const { task } = this.#ctx;
     let outcome: Outcome = 'error';
     let exitCode: number | null = null;
@@ -177,14 +202,17 @@ export class TaskRun {
       exitCode = await execute();
       outcome = this.#stopReason ?? (exitCode === 0 ? 'success' : 'failure');
     } catch (error) {
-      if (this.#stopReason !== undefined) {
-        outcome = this.#stopReason;
-      } else {
-        failure = asCuttleError(error);
-        await this.#log.system('error', failure.message).catch(() => undefined);
-      }
+      if (this.#stopReason !== undefined) outcome = this.#stopReason;
+      else failure = asCuttleError(error);
     } finally {
       clearTimeout(this.#timer);
+    }
+    // A line the step's output left open (reading it failed, or a restarted agent could not take
+    // the step over) ends here; the lines below would otherwise wait for it for good.
+    await this.#log.endOpenLine().catch(() => undefined);
+    await this.#pendingLog;
+    if (failure !== undefined) {
+      await this.#log.system('error', failure.message).catch(() => undefined);
     }
     if (this.#stopReason !== undefined && outcome !== 'success') {
       outcome = this.#stopReason;
@@ -197,21 +225,33 @@ export class TaskRun {
         )
         .catch(() => undefined);
     }
+    return {
+      outcome,
+      exitCode,
+      ...(outcome === 'error' && failure !== undefined
+        ? {
+            error: {
+              code: isErrorCode(failure.code) ? failure.code : 'internal',
+              // The whole message is in the log above; the result (one frame) gets its start.
+              message: this.#masker.mask(failure.message).slice(0, 64 * 1024),
+            },
+          }
+        : {}),
+    };
+  }
+
+  /** Records how the step ended, cleans up and appends the one `result`. */
+  async #conclude(ended: StepEnded): Promise<void> {
+    if (this.#runInfo !== undefined && this.#runInfo.ended === undefined) {
+      // Without run.json nothing was started that a restarted agent could take over.
+      this.#runInfo = { ...this.#runInfo, ended };
+      await this.#ctx.journal.writeRunInfo(this.#runInfo).catch(() => undefined);
+    }
     await this.#cleanup();
     try {
       await this.#append({
         kind: 'result',
-        outcome,
-        exitCode,
-        ...(outcome === 'error' && failure !== undefined
-          ? {
-              error: {
-                code: isErrorCode(failure.code) ? failure.code : 'internal',
-                // The whole message is in the log above; the result (one frame) gets its start.
-                message: this.#masker.mask(failure.message).slice(0, 64 * 1024),
-              },
-            }
-          : {}),
+        ...ended,
         durationMs: Date.now() - this.#preparedAt,
       });
     } finally {
@@ -274,25 +314,30 @@ export class TaskRun {
       options,
     );
     this.#containerId = containerId;
+    const optionMounts = (options?.bindMounts ?? []).map((m) => ({
+      hostPath: m.hostPath,
+      containerPath: m.containerPath,
+    }));
     // Before the step starts: a restarted agent finds its container through this.
-    await this.#ctx.journal.writeRunInfo({
+    this.#runInfo = {
       kind: 'container',
       containerId,
       workFolder,
       image,
       preparedAt: this.#preparedAt,
-    } satisfies RunInfo);
+      mounts: optionMounts,
+    };
+    await this.#ctx.journal.writeRunInfo(this.#runInfo);
     this.#ctx.logger.debug('step container created', { taskId: task.taskId, containerId });
     this.#stopStep = () => docker.stop(containerId, { timeoutSeconds: STOP_GRACE_SECONDS });
     await this.#state('running');
     const mounts: BindMount[] = [
       { hostPath: workFolder, containerPath: workFolder },
-      ...(options?.bindMounts ?? []).map((m) => ({
-        hostPath: m.hostPath,
-        containerPath: m.containerPath,
-      })),
+      ...optionMounts,
     ];
     return this.#follow(files, mounts, async () => {
+      // A cancel or timeout while the container was made: the script never starts.
+      this.#throwIfStopped();
       await docker.start(containerId);
       if (this.#stopReason !== undefined) await this.#stopStep?.();
       return this.#waitForExit(docker, containerId);
@@ -439,13 +484,17 @@ export class TaskRun {
     const containerId = info.containerId;
     this.#stopStep = () => docker.stop(containerId, { timeoutSeconds: STOP_GRACE_SECONDS });
     const files = stepOutputFiles(info.workFolder);
-    const options = await this.#containerOptions(info.workFolder, false);
+    // run.json from an agent before 0.1.0's mounts record: the options translated again, which
+    // fails if a file they name is gone; then artifacts come from the work folder only.
+    const optionMounts =
+      info.mounts ??
+      (await this.#containerOptions(info.workFolder, false).then(
+        (options) => options?.bindMounts ?? [],
+        () => [],
+      ));
     const mounts: BindMount[] = [
       { hostPath: info.workFolder, containerPath: info.workFolder },
-      ...(options?.bindMounts ?? []).map((m) => ({
-        hostPath: m.hostPath,
-        containerPath: m.containerPath,
-      })),
+      ...optionMounts.map((m) => ({ hostPath: m.hostPath, containerPath: m.containerPath })),
     ];
     this.#ctx.logger.info('took over a step after a restart', {
       taskId: this.taskId,
@@ -455,7 +504,10 @@ export class TaskRun {
     });
     return this.#follow(files, mounts, async () => {
       // Created but never started: the agent stopped between the two.
-      if (container.state === 'created') await docker.start(containerId);
+      if (container.state === 'created') {
+        this.#throwIfStopped();
+        await docker.start(containerId);
+      }
       if (this.#stopReason !== undefined) await this.#stopStep?.();
       return this.#waitForExit(docker, containerId);
     });
@@ -491,11 +543,8 @@ export class TaskRun {
     const workFolder = await this.#createWorkFolder();
     const files = await writeStepFiles(workFolder, this.#ctx.task);
     await this.#placePackages(workFolder);
-    await this.#ctx.journal.writeRunInfo({
-      kind: 'host',
-      workFolder,
-      preparedAt: this.#preparedAt,
-    } satisfies RunInfo);
+    this.#runInfo = { kind: 'host', workFolder, preparedAt: this.#preparedAt };
+    await this.#ctx.journal.writeRunInfo(this.#runInfo);
     this.#throwIfStopped();
     await this.#state('running');
     return this.#follow(
@@ -546,7 +595,6 @@ export class TaskRun {
     const interpreter = new StdoutInterpreter(
       this.#log,
       this.#masker,
-      (body, advance) => this.#append(body, advance),
       (end) => this.#advance({ stream: 'stdout', end, open: false }),
       this.#restored,
     );
@@ -563,17 +611,30 @@ export class TaskRun {
       stderr.finish();
       await reading;
     }
-    if (interpreter.artifacts.length > 0) {
+    const marks = interpreter.artifacts;
+    if (marks.length > this.#collected) {
       await this.#state('collecting');
-      for (const mark of interpreter.artifacts) await this.#collect(mark, mounts);
+      // After a restart, those already reported are not collected again.
+      for (const [index, mark] of marks.entries()) {
+        if (index >= this.#collected) await this.#collect(mark, mounts, index + 1);
+      }
     }
     return exitCode;
   }
 
-  /** One marked artifact: checked, kept beside the journal, then reported (its blob goes first). */
-  async #collect(mark: ArtifactMark, mounts: readonly BindMount[]): Promise<void> {
+  /**
+   * One marked artifact: checked, kept beside the journal, then reported (its blob goes first).
+   * The event that reports it, or the warning that it was not collected, carries `collected` in
+   * its checkpoint.
+   */
+  async #collect(
+    mark: ArtifactMark,
+    mounts: readonly BindMount[],
+    collected: number,
+  ): Promise<void> {
     const resolved = await resolveContainerFile(mark.path, mounts);
     if (!resolved.ok) {
+      this.#collected = collected;
       await this.#log.system(
         'warning',
         `artifact ${mark.name} (${mark.path}) was not collected: ${resolved.reason}`,
@@ -581,6 +642,7 @@ export class TaskRun {
       return;
     }
     if (resolved.size > this.#ctx.maxArtifactBytes) {
+      this.#collected = collected;
       await this.#log.system(
         'warning',
         `artifact ${mark.name} (${mark.path}) was not collected: it is ${resolved.size} bytes, over this worker's limit of ${this.#ctx.maxArtifactBytes} (maxArtifactBytes)`,
@@ -588,6 +650,7 @@ export class TaskRun {
       return;
     }
     const kept = await this.#ctx.journal.keepArtifact(resolved.hostPath);
+    this.#collected = collected;
     await this.#append({
       kind: 'artifact',
       name: mark.name,
@@ -597,10 +660,6 @@ export class TaskRun {
     });
   }
 
-  /**
-   * The task's tool (Calamari-like), installed once in <home>/Tools/<name>/<version>: its bundle
-   * is fetched like a package only when that version is missing, unpacked and checked.
-   */
   /** How a pull or build reports to the task: states, progress events, system lines. */
   #resolveHooks(): ResolveHooks {
     return {
@@ -616,6 +675,10 @@ export class TaskRun {
     };
   }
 
+  /**
+   * The task's tool (Calamari-like), installed once in <home>/Tools/<name>/<version>: its bundle
+   * is fetched like a package only when that version is missing, unpacked and checked.
+   */
   async #installTool(): Promise<ToolPlacement | undefined> {
     const { tool } = this.#ctx.task;
     if (tool === undefined) return undefined;
@@ -806,6 +869,7 @@ export class TaskRun {
       ...(open === undefined ? {} : { open }),
       ...(level === 'info' ? {} : { level }),
       ...(artifacts.length === 0 ? {} : { marks: artifacts }),
+      ...(this.#collected === 0 ? {} : { collected: this.#collected }),
     };
   }
 
@@ -813,7 +877,12 @@ export class TaskRun {
     if (checkpoint === undefined) return;
     this.#output = { out: checkpoint.out, err: checkpoint.err, open: checkpoint.open };
     this.#restored = { level: checkpoint.level ?? 'info', artifacts: checkpoint.marks ?? [] };
-    if (checkpoint.open !== undefined) this.#log.resumeOpenLine(checkpoint.open);
+    this.#collected = checkpoint.collected ?? 0;
+    if (checkpoint.open !== undefined) {
+      // stderr is always read at `info`; stdout at the level its service messages last set.
+      const level = checkpoint.open === 'stdout' ? this.#restored.level : 'info';
+      this.#log.resumeOpenLine(checkpoint.open, level);
+    }
   }
 }
 

@@ -23,14 +23,7 @@ describe('StdoutInterpreter', () => {
     const log = new TaskLog(async (body) => {
       events.push(body);
     }, masker);
-    const interpreter = new StdoutInterpreter(
-      log,
-      masker,
-      async (body) => {
-        events.push(body);
-      },
-      () => undefined,
-    );
+    const interpreter = new StdoutInterpreter(log, masker, () => undefined);
     // Attribute values are base64, as Calamari writes them: QW5zd2Vy is Answer, NDI= is 42.
     const text = "# step 1\nfirst\n##octopus[setVariable name='QW5zd2Vy' value='NDI=']\nlast";
     await interpreter.text(text, text.length + 1);
@@ -41,5 +34,28 @@ describe('StdoutInterpreter', () => {
     );
     const lines = events.flatMap((e) => logLines(e) ?? []);
     assert.deepEqual(lines, ['# step 1', 'first', 'last']);
+  });
+
+  it("keeps its variables and progress out of a long stderr line's pieces", async () => {
+    const events: JournalInput[] = [];
+    const masker = new Masker();
+    const log = new TaskLog(async (body) => {
+      events.push(body);
+    }, masker);
+    const interpreter = new StdoutInterpreter(log, masker, () => undefined);
+    await log.partial('stderr', 'info', 'start of a long line', 20);
+    // QW5zd2Vy is Answer, NDI= is 42, aGFsZg== is half.
+    const lines = [
+      "##octopus[setVariable name='QW5zd2Vy' value='NDI=']",
+      "##octopus[progress percentage='NTA=' message='aGFsZg==']",
+    ];
+    const handled = interpreter.lines(lines, [52, 108]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await log.write('stderr', 'info', ['end of it']);
+    await handled;
+    assert.deepEqual(
+      events.map((e) => (e.kind === 'log' ? `${e.stream}:${e.lines.join()}` : e.kind)),
+      ['stderr:start of a long line', 'stderr:end of it', 'variable', 'progress'],
+    );
   });
 });

@@ -159,4 +159,28 @@ describe('TaskLog: whole lines as one text (the fast path)', () => {
     await log.writeText('stdout', 'info', 'end\nnext', 15);
     assert.deepEqual(events, [['start-'], ['end'], ['next']]);
   });
+
+  it('ends a line whose stream sends no more, so that later writers do not wait for good', async () => {
+    const events: JournalInput[] = [];
+    const masker = new Masker();
+    masker.add('secret-value');
+    const log = new TaskLog(async (body) => {
+      events.push(body);
+    }, masker);
+    // The held-back end of a piece (it could be the start of a secret) goes out masked.
+    await log.partial('stderr', 'warning', 'start of a line, then secret-val', 32);
+    const later = log.system('error', 'reading the output failed');
+    await log.endOpenLine();
+    await later;
+    assert.deepEqual(
+      events.map((e) => (e.kind === 'log' ? [e.stream, e.level, e.lines.join(), !!e.partial] : [])),
+      [
+        ['stderr', 'warning', 'start of a line, then', true],
+        ['stderr', 'warning', ' secret-val', false],
+        ['system', 'error', 'reading the output failed', false],
+      ],
+    );
+    await log.endOpenLine(); // nothing open: nothing sent
+    assert.equal(events.length, 3);
+  });
 });

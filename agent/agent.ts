@@ -79,7 +79,15 @@ export class Agent extends EventEmitter<AgentEvents> {
   #engine: EngineInfo | undefined;
   #running = 0;
   #draining = false;
+  /** `drained` went out on this connection since the last `drain` (each `drain` is answered). */
   #drainedSent = false;
+  /**
+   * The engine was away when the agent started, so the containers a previous run left are swept
+   * when it returns, all but these (the steps taken over then).
+   */
+  #sweepOnEngineReturn: ReadonlySet<string> | undefined;
+  /** 'exit' was emitted (with --exit-when-drained): once is enough. */
+  #exitEmitted = false;
   #stopping = false;
   #engineTimer: NodeJS.Timeout | undefined;
   /** The engine's absence was logged (once, until it returns). */
@@ -296,6 +304,11 @@ export class Agent extends EventEmitter<AgentEvents> {
           containerId: id,
         });
       }
+      const kept = this.#sweepOnEngineReturn;
+      if (kept !== undefined) {
+        this.#sweepOnEngineReturn = undefined;
+        await this.#sweepContainers(kept);
+      }
       if (wasDown) {
         this.#warnedEngine = false;
         this.#logger.info('the Docker engine is reachable again', { docker: this.#engine.version });
@@ -312,6 +325,21 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       this.#engine = undefined;
       this.#metrics?.engineAvailable(false);
+    }
+  }
+
+  /**
+   * Removes this agent's containers but `kept` (steps taken over) and those of steps this run of
+   * the agent is running.
+   */
+  async #sweepContainers(kept: ReadonlySet<string>): Promise<void> {
+    for (const container of await this.#docker.listContainers({ agentId: this.id })) {
+      if (kept.has(container.id) || this.#held.get(container.taskId)?.run !== undefined) continue;
+      this.#logger.info('removing a step container left by a previous run', {
+        containerId: container.id,
+        taskId: container.taskId,
+      });
+      await this.#docker.remove(container.id);
     }
   }
 
@@ -337,16 +365,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     const keptFolders = new Set(
       takeOver.flatMap((t) => (t.info === undefined ? [] : [t.info.workFolder])),
     );
-    if (this.#engine !== undefined) {
-      for (const container of await this.#docker.listContainers({ agentId: this.id })) {
-        if (keptContainers.has(container.id)) continue;
-        this.#logger.info('removing a step container left by a previous run', {
-          containerId: container.id,
-          taskId: container.taskId,
-        });
-        await this.#docker.remove(container.id);
-      }
-    }
+    // An engine still away (the agent may start before it, as at boot) is swept on its return.
+    if (this.#engine !== undefined) await this.#sweepContainers(keptContainers);
+    else this.#sweepOnEngineReturn = keptContainers;
     for (const folder of await listWorkFolders(this.home.workDir)) {
       if (keptFolders.has(folder)) continue;
       this.#logger.info('removing a step folder left by a previous run', { path: folder });
@@ -421,6 +442,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#welcomed = true;
     const resume = new Map(welcome.resume.map((r) => [r.taskId, r.fromSeq]));
     this.#blobs.onWelcome();
+    // A server that lost the first `drained` (or any new session) hears it again.
+    this.#drainedSent = false;
     for (const [taskId, held] of this.#held) {
       const fromSeq = resume.get(taskId);
       if (fromSeq === undefined) {
@@ -475,6 +498,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       case 'drain':
         this.#logger.info('the server asked the agent to drain');
         this.#draining = true;
+        this.#drainedSent = false;
         this.#maybeDrained();
         return;
       case 'error':
@@ -677,7 +701,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#drainedSent = this.#connection.send({ type: 'drained' });
     if (this.#drainedSent) {
       this.#logger.info('drained: no task left');
-      if (this.config.exitWhenDrained) this.emit('exit');
+      if (this.config.exitWhenDrained && !this.#exitEmitted) {
+        this.#exitEmitted = true;
+        this.emit('exit');
+      }
     }
   }
 }

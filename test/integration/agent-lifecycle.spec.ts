@@ -78,6 +78,13 @@ describe('agent end to end: process lifecycle', function () {
     assert.ok(tookMs < EXIT_WITHIN_MS, `exited ${tookMs} ms after SIGTERM`);
   });
 
+  it('answers every drain, also one repeated after the first drained', async () => {
+    await startAgent();
+    await withTimeout(server.drain(), 10_000, 'drained');
+    await withTimeout(server.drain(), 10_000, 'drained again');
+    assert.equal(fromAgent.filter((m) => m.type === 'drained').length, 2);
+  });
+
   it('with --exit-when-drained: answers drain with drained and exits 0', async () => {
     const proc = await startAgent('--exit-when-drained');
     await withTimeout(server.drain(), 10_000, 'drained');

@@ -11,11 +11,18 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
-import { DockerClient } from '../../images/index.js';
+import { rm } from 'node:fs/promises';
+import { DEMO_IMAGE, DockerClient, ensureDemoImage } from '../../images/index.js';
+import { ReferenceServer } from '../../protocol/reference-server/index.js';
+import { AgentHome } from '../../workspace/index.js';
 import {
   AgentEnv,
   demoTask,
+  eventually,
+  makeTempDir,
+  spawnAgentProcess,
   streamLines,
+  TEST_TOKEN,
   uniqueTaskId,
   waitForEvent,
   withTimeout,
@@ -121,6 +128,56 @@ describe('agent end to end: the engine stopped and started again', function () {
       assert.deepEqual(await env.containers(), []);
     } finally {
       await env.dispose();
+    }
+  });
+
+  it('removes what a previous run left once the engine is back, when it was away at the start', async () => {
+    await ensureDemoImage(docker);
+    const home = await AgentHome.open(await makeTempDir('early-home'));
+    const dataDir = await makeTempDir('early-server');
+    // A container of a task no journal knows, as a run killed before its cleanup leaves it.
+    const left = await docker.createStepContainer({
+      image: DEMO_IMAGE,
+      agentId: home.agentId,
+      taskId: 'left-by-a-previous-run',
+      workFolder: home.workDir,
+      command: ['true'],
+      extraBinds: [],
+      env: [],
+    });
+    stopping = dockerdPid();
+    process.kill(stopping ?? 0, 'SIGTERM');
+    await waitEngine(docker, false, 30_000);
+    for (let i = 0; i < 150 && stopping !== undefined && isAlive(stopping); i++) await delay(200);
+    const server = new ReferenceServer({ token: TEST_TOKEN, dataDir });
+    await server.listen();
+    // `--home` given again: the last one counts.
+    const agent = await spawnAgentProcess([
+      '--server',
+      server.url,
+      '--token',
+      TEST_TOKEN,
+      '--home',
+      home.root,
+    ]);
+    try {
+      await eventually(() => server.connectedAgents().length === 1, 'the agent to connect', 20_000);
+      startDockerd();
+      await waitEngine(docker, true, 60_000);
+      await eventually(
+        async () => (await docker.inspectContainer(left)) === undefined,
+        'the container left by the previous run to be removed',
+        30_000,
+      );
+    } catch (error) {
+      console.error(agent.output());
+      throw error;
+    } finally {
+      await agent.dispose();
+      await server.close();
+      await docker.remove(left);
+      await rm(dataDir, { recursive: true, force: true });
+      await rm(home.root, { recursive: true, force: true });
     }
   });
 

@@ -21,7 +21,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { writevSync } from 'node:fs';
+import { constants, ftruncateSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import {
@@ -48,6 +48,11 @@ const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
 /** Text of the newest events kept in memory: about the flow-control window (8 MiB). */
 const RECENT_BYTES = 8 * 1024 * 1024;
 const TAB = 0x09;
+/**
+ * How an existing events file is opened: read-write, created if missing, and not O_APPEND, with
+ * which Linux ignores a write's position and writes at the file's end, past any torn bytes.
+ */
+const EVENTS_OPEN_FLAGS = constants.O_RDWR | constants.O_CREAT;
 
 /**
  * A `log` event whose lines come joined by '\n' (none holds one): the busy log path's form. The
@@ -212,7 +217,7 @@ export class TaskJournal {
       offsets.push(position);
     }
     if (position < content.length) await truncate(path, position);
-    const handle = await open(path, 'a+', 0o600);
+    const handle = await open(path, EVENTS_OPEN_FLAGS, 0o600);
     const journal = new TaskJournal(dir, task, handle, offsets, finished);
     journal.#checkpoint = checkpoint;
     journal.#base = base;
@@ -242,8 +247,19 @@ export class TaskJournal {
       // Written synchronously: an event goes to the page cache in microseconds, while a round
       // trip through libuv's thread pool (two thread wake-ups per event) cost more than the write
       // itself: a third of the agent's CPU on busy logs on a 2-core VM (docs/performance.md).
-      const written = writevSync(this.#handle.fd, [bytes, suffix], end);
+      let written: number;
+      try {
+        written = writevSync(this.#handle.fd, [bytes, suffix], end);
+      } catch (error) {
+        this.#cutTo(end);
+        throw new WorkspaceError(
+          `task ${this.taskId}: cannot write event ${seq}: ${describe(error)}`,
+          this.dir,
+          { cause: error },
+        );
+      }
       if (written !== bytes.length + suffix.length) {
+        this.#cutTo(end);
         throw new WorkspaceError(
           `task ${this.taskId}: event ${seq} was written short (${written} bytes): is the disk full?`,
           this.dir,
@@ -255,6 +271,18 @@ export class TaskJournal {
       if (state !== undefined) this.#checkpoint = state;
       return { seq, bytes, lineBytes };
     });
+  }
+
+  /**
+   * Drops the torn bytes of a failed write, so the file ends where the journal does. Best effort:
+   * the next write is positioned at the journal's end anyway, and a load cuts a torn tail.
+   */
+  #cutTo(end: number): void {
+    try {
+      ftruncateSync(this.#handle.fd, end);
+    } catch {
+      // Nothing more to do: see above.
+    }
   }
 
   /**
@@ -315,7 +343,7 @@ export class TaskJournal {
       // together: read() is not serialized with compaction, and one made between closing and
       // reopening failed with EBADF, which stopped the outbox until the next connection.
       const replaced = this.#handle;
-      this.#handle = await open(path, 'a+', 0o600);
+      this.#handle = await open(path, EVENTS_OPEN_FLAGS, 0o600);
       this.#offsets = this.#offsets.slice(keepFrom).map((offset) => offset - start);
       this.#base += keepFrom;
       // A read already under way on the old handle finishes first (FileHandle.close waits).

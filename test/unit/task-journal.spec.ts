@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import * as v from 'valibot';
 import { eventSchema, parseTask } from '../../protocol/index.js';
 import { TaskJournal, WorkspaceError } from '../../workspace/index.js';
@@ -94,6 +96,104 @@ describe('TaskJournal', () => {
     assert.equal((await loaded.read(3)).toString('utf8'), next.bytes.toString('utf8'));
     assert.equal(loaded.finished, false);
     await loaded.close();
+  });
+
+  // A write cut short (disk full) leaves torn bytes past the journal's end; a journal opened with
+  // O_APPEND would put the next events after them, where offsets and the next load do not look.
+  for (const reopened of ['loaded', 'compacted'] as const) {
+    it(`writes at its own end over torn bytes, when ${reopened}`, async () => {
+      const created = await TaskJournal.create(dir, task);
+      const texts: string[] = [];
+      for (let i = 1; i <= 4; i++) {
+        const entry = await created.append({
+          kind: 'log',
+          stream: 'stdout',
+          level: 'info',
+          lines: [`${i}`],
+        });
+        texts.push(entry.bytes.toString('utf8'));
+      }
+      let journal = created;
+      if (reopened === 'loaded') {
+        await created.close();
+        const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+        assert.ok(loaded);
+        journal = loaded;
+      } else {
+        await created.compact(2, 0);
+      }
+      // Longer than the events appended next, and without a line end, as a torn write is.
+      await appendFile(
+        join(journal.dir, 'events.ndjson'),
+        `{"type":"event","taskId":"T-1","seq":5,${'x'.repeat(500)}`,
+      );
+      for (let i = 5; i <= 7; i++) {
+        const entry = await journal.append({
+          kind: 'log',
+          stream: 'stdout',
+          level: 'info',
+          lines: [`${i}`],
+        });
+        texts.push(entry.bytes.toString('utf8'));
+        assert.equal(
+          (await journal.read(i)).toString('utf8'),
+          texts[i - 1],
+          `event ${i} read back`,
+        );
+      }
+      await journal.close();
+      const [again] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+      assert.ok(again);
+      assert.equal(again.lastSeq, 7, 'no event is cut off at the next load');
+      const first = reopened === 'loaded' ? 1 : 3;
+      for (let seq = first; seq <= 7; seq++) {
+        assert.equal(
+          (await again.read(seq)).toString('utf8'),
+          texts[seq - 1],
+          `event ${seq} after the load`,
+        );
+      }
+      await again.close();
+    });
+  }
+
+  it('cuts a write that came back short, and goes on at its end', async function () {
+    this.timeout(30_000);
+    const created = await TaskJournal.create(dir, task);
+    const first = await created.append({ kind: 'state', state: 'running' });
+    await created.close();
+    // A file size limit (ulimit -f, in blocks of 512 or 1024 bytes: 1-2 MiB) makes the kernel
+    // write a 4 MiB event short, as a full disk does; Node ignores SIGXFSZ, so the write returns.
+    const script = `
+      import { TaskJournal } from ${JSON.stringify(new URL('../../workspace/index.ts', import.meta.url).pathname)};
+      const [journal] = await TaskJournal.loadAll(${JSON.stringify(dir)}, (error) => { throw error; });
+      const lines = Array.from({ length: 64 }, () => 'x'.repeat(64 * 1024));
+      const big = await journal.append({ kind: 'log', stream: 'stdout', level: 'info', lines }).then(
+        () => 'written', (error) => error.code);
+      const next = await journal.append({ kind: 'state', state: 'collecting' });
+      await journal.close();
+      console.log(JSON.stringify({ big, next: next.bytes.toString('utf8') }));`;
+    const { stdout } = await promisify(execFile)(
+      '/bin/sh',
+      [
+        '-c',
+        'ulimit -f 2048 && exec "$0" "$@"',
+        process.execPath,
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        script,
+      ],
+      { cwd: new URL('../..', import.meta.url).pathname },
+    );
+    const result = v.parse(v.object({ big: v.string(), next: v.string() }), JSON.parse(stdout));
+    assert.equal(result.big, 'workspace-error', 'the big event was not written');
+    const onDisk = await readFile(join(dir, 'T-1', 'events.ndjson'), 'utf8');
+    assert.equal(onDisk, `${first.bytes.toString('utf8')}\n${result.next}\n`, 'no torn bytes');
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.equal(loaded?.lastSeq, 2);
+    await loaded?.close();
   });
 
   it('knows a finished task, and forgets its variables once the step ended', async () => {

@@ -11,6 +11,7 @@
 import {
   copyFile,
   link,
+  lstat,
   mkdir,
   open,
   readFile,
@@ -22,7 +23,8 @@ import {
 } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { constants, ftruncateSync, writevSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import * as v from 'valibot';
 import {
   eventSchema,
@@ -43,6 +45,15 @@ const TASK_FILE = 'task.json';
 const EVENTS_FILE = 'events.ndjson';
 const ARTIFACTS_DIR = 'artifacts';
 const RUN_FILE = 'run.json';
+/** Suffix of a file being written before it is renamed into place (writeAtomically, compact). */
+const TEMP_SUFFIX = '.tmp';
+/** Prefix of an artifact being kept before it is renamed to its SHA-256 (keepArtifact). */
+const INCOMING_PREFIX = 'incoming-';
+/**
+ * Prefix of a journal folder being removed: remove() renames the folder first, so a removal cut
+ * short never leaves a half journal under its task's name. '~' is not in a task id.
+ */
+const TRASH_PREFIX = '~removing-';
 /** Acknowledged bytes at the front of a journal before it is compacted (see compact()). */
 const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
 /** Text of the newest events kept in memory: about the flow-control window (8 MiB). */
@@ -75,6 +86,20 @@ export interface JournalEntry {
   readonly bytes: Buffer;
   /** For a log event, the UTF-8 bytes of its lines (what the agent counts as log bytes); else 0. */
   readonly lineBytes: number;
+}
+
+/**
+ * What a crash left in the journal folder (a half-removed or half-created journal, a temporary
+ * file): removed at load, as nothing can use it and it may hold a task's secrets. Reported through
+ * loadAll's `onBroken`; `removed` says whether it is gone or is still there (removal failed).
+ */
+export class JournalLeftoverError extends WorkspaceError {
+  readonly removed: boolean;
+
+  constructor(message: string, path: string, removed: boolean, options?: { cause?: unknown }) {
+    super(message, path, options);
+    this.removed = removed;
+  }
 }
 
 export class TaskJournal {
@@ -143,12 +168,16 @@ export class TaskJournal {
   /** Starts a journal for a newly accepted task. The task file holds variables: 0600. */
   static async create(journalDir: string, task: Task): Promise<TaskJournal> {
     const dir = join(journalDir, task.taskId);
+    let made: string | undefined;
     try {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      made = await mkdir(dir, { recursive: true, mode: 0o700 });
       await writeAtomically(join(dir, TASK_FILE), JSON.stringify(task));
       const handle = await open(join(dir, EVENTS_FILE), 'w+', 0o600);
       return new TaskJournal(dir, task, handle, [0], false);
     } catch (error) {
+      // A folder this call made holds nothing to keep; one that was there is left as it was.
+      if (made !== undefined)
+        await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw new WorkspaceError(
         `cannot create the journal of task ${task.taskId}: ${describe(error)}`,
         dir,
@@ -159,16 +188,30 @@ export class TaskJournal {
     }
   }
 
-  /** Loads every journal left in the folder (after a restart). Unreadable ones are reported, not fatal. */
+  /**
+   * Loads every journal left in the folder (after a restart). Unreadable ones are reported, not
+   * fatal. What a crash left and nothing can load is removed and reported (JournalLeftoverError).
+   */
   static async loadAll(
     journalDir: string,
     onBroken: (error: WorkspaceError) => void,
   ): Promise<TaskJournal[]> {
     const journals: TaskJournal[] = [];
     for (const name of await readdir(journalDir)) {
+      const dir = join(journalDir, name);
+      if (name.startsWith(TRASH_PREFIX)) {
+        await removeLeftover(dir, 'the rest of a journal whose removal was cut short', onBroken);
+        continue;
+      }
       if (!v.is(taskIdSchema, name)) continue;
+      // Without its task file a journal cannot be resumed: it is what a create or a removal cut
+      // short left (a temporary task file with the variables, events, kept artifacts).
+      if (await isMissing(join(dir, TASK_FILE))) {
+        await removeLeftover(dir, 'a journal without its task file', onBroken);
+        continue;
+      }
       try {
-        journals.push(await TaskJournal.load(join(journalDir, name)));
+        journals.push(await TaskJournal.load(dir, onBroken));
       } catch (error) {
         onBroken(
           error instanceof WorkspaceError
@@ -182,7 +225,15 @@ export class TaskJournal {
     return journals;
   }
 
-  static async load(dir: string): Promise<TaskJournal> {
+  /**
+   * Loads one journal. Temporary files a crash left in it are removed first and reported to
+   * `onWarning`: only load, at the agent's start, may do that, as nothing else writes then.
+   */
+  static async load(
+    dir: string,
+    onWarning: (error: WorkspaceError) => void = () => undefined,
+  ): Promise<TaskJournal> {
+    await removeStrays(dir, onWarning);
     const task = parseTask(JSON.parse(await readFile(join(dir, TASK_FILE), 'utf8')));
     const path = join(dir, EVENTS_FILE);
     let content: Buffer;
@@ -319,7 +370,7 @@ export class TaskJournal {
       const end = this.#offsets[this.#offsets.length - 1] ?? 0;
       if (start < minBytes || start < end / 2) return;
       const path = join(this.dir, EVENTS_FILE);
-      const temp = `${path}.tmp`;
+      const temp = `${path}${TEMP_SUFFIX}`;
       const target = await open(temp, 'w', 0o600);
       try {
         const buffer = Buffer.allocUnsafe(1024 * 1024);
@@ -407,7 +458,7 @@ export class TaskJournal {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const temp = join(
       dir,
-      `incoming-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+      `${INCOMING_PREFIX}${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
     );
     try {
       await link(source, temp);
@@ -435,11 +486,37 @@ export class TaskJournal {
     });
   }
 
-  /** Deletes the journal (the result was acknowledged, or the server does not know the task). */
+  /**
+   * Deletes the journal (the result was acknowledged, or the server does not know the task). The
+   * folder is first renamed out of the way in one step, so a kill or a failure while deleting
+   * leaves a trash folder that the next load deletes, not a half journal it cannot load.
+   */
   remove(): Promise<void> {
     return this.#serialize(async () => {
       await this.#handle.close().catch(() => undefined);
-      await rm(this.dir, { recursive: true, force: true });
+      const trash = join(
+        dirname(this.dir),
+        `${TRASH_PREFIX}${basename(this.dir)}-${randomBytes(6).toString('hex')}`,
+      );
+      try {
+        await rename(this.dir, trash);
+      } catch (error) {
+        if (isNotFound(error)) return;
+        throw new WorkspaceError(
+          `cannot remove the journal of task ${this.taskId}: ${describe(error)}`,
+          this.dir,
+          { cause: error },
+        );
+      }
+      try {
+        await rm(trash, { recursive: true, force: true, maxRetries: 2 });
+      } catch (error) {
+        throw new WorkspaceError(
+          `cannot delete ${trash}, the removed journal of task ${this.taskId} (it is deleted at the next start): ${describe(error)}`,
+          trash,
+          { cause: error },
+        );
+      }
     });
   }
 
@@ -485,7 +562,82 @@ function safeJson(text: string): unknown {
 }
 
 async function writeAtomically(path: string, content: string): Promise<void> {
-  const temp = `${path}.tmp`;
-  await writeFile(temp, content, { mode: 0o600 });
-  await rename(temp, path);
+  const temp = `${path}${TEMP_SUFFIX}`;
+  try {
+    await writeFile(temp, content, { mode: 0o600 });
+    await rename(temp, path);
+  } catch (error) {
+    // A task file's copy holds its variables: not left behind (a crash's is removed at load).
+    await rm(temp, { force: true }).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function isMissing(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return false;
+  } catch (error) {
+    return isNotFound(error);
+  }
+}
+
+/** Removes a leftover folder of the journal folder, and says so (or that it could not). */
+async function removeLeftover(
+  path: string,
+  what: string,
+  report: (error: WorkspaceError) => void,
+): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true, maxRetries: 2 });
+    report(new JournalLeftoverError(`removed ${path}: ${what}`, path, true));
+  } catch (error) {
+    report(
+      new JournalLeftoverError(`cannot remove ${path}, ${what}: ${describe(error)}`, path, false, {
+        cause: error,
+      }),
+    );
+  }
+}
+
+/**
+ * Removes the temporary files of writes a crash cut short in a journal's folder: a task file's
+ * copy (variables), a compaction's new events file, an artifact not yet renamed to its SHA-256.
+ */
+async function removeStrays(dir: string, report: (error: WorkspaceError) => void): Promise<void> {
+  const strays = [
+    ...(await listNames(dir)).filter((name) => name.endsWith(TEMP_SUFFIX)),
+    ...(await listNames(join(dir, ARTIFACTS_DIR)))
+      .filter((name) => name.startsWith(INCOMING_PREFIX))
+      .map((name) => join(ARTIFACTS_DIR, name)),
+  ];
+  if (strays.length === 0) return;
+  try {
+    for (const name of strays) await rm(join(dir, name), { force: true });
+    report(
+      new JournalLeftoverError(
+        `removed from ${dir} what a crash left: ${strays.join(', ')}`,
+        dir,
+        true,
+      ),
+    );
+  } catch (error) {
+    report(
+      new JournalLeftoverError(
+        `cannot remove from ${dir} what a crash left (${strays.join(', ')}): ${describe(error)}`,
+        dir,
+        false,
+        { cause: error },
+      ),
+    );
+  }
+}
+
+/** The names in a folder; none when it does not exist (or is not a folder: load says why). */
+async function listNames(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
 }

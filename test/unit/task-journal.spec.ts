@@ -1,12 +1,21 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import {
+  appendFile,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as v from 'valibot';
 import { eventSchema, parseTask } from '../../protocol/index.js';
-import { TaskJournal, WorkspaceError } from '../../workspace/index.js';
+import { JournalLeftoverError, TaskJournal, WorkspaceError } from '../../workspace/index.js';
 
 const task = parseTask({
   type: 'task',
@@ -162,10 +171,9 @@ describe('TaskJournal', () => {
     const created = await TaskJournal.create(dir, task);
     const first = await created.append({ kind: 'state', state: 'running' });
     await created.close();
-    // A file size limit (ulimit -f, in blocks of 512 or 1024 bytes: 1-2 MiB) makes the kernel
-    // write a 4 MiB event short, as a full disk does; Node ignores SIGXFSZ, so the write returns.
+    // Under the file size limit, a 4 MiB event is written short, as on a full disk.
     const script = `
-      import { TaskJournal } from ${JSON.stringify(new URL('../../workspace/index.ts', import.meta.url).pathname)};
+      import { TaskJournal } from ${JOURNAL_MODULE};
       const [journal] = await TaskJournal.loadAll(${JSON.stringify(dir)}, (error) => { throw error; });
       const lines = Array.from({ length: 64 }, () => 'x'.repeat(64 * 1024));
       const big = await journal.append({ kind: 'log', stream: 'stdout', level: 'info', lines }).then(
@@ -173,20 +181,7 @@ describe('TaskJournal', () => {
       const next = await journal.append({ kind: 'state', state: 'collecting' });
       await journal.close();
       console.log(JSON.stringify({ big, next: next.bytes.toString('utf8') }));`;
-    const { stdout } = await promisify(execFile)(
-      '/bin/sh',
-      [
-        '-c',
-        'ulimit -f 2048 && exec "$0" "$@"',
-        process.execPath,
-        '--import',
-        'tsx',
-        '--input-type=module',
-        '-e',
-        script,
-      ],
-      { cwd: new URL('../..', import.meta.url).pathname },
-    );
+    const stdout = await runWithFileSizeLimit(script);
     const result = v.parse(v.object({ big: v.string(), next: v.string() }), JSON.parse(stdout));
     assert.equal(result.big, 'workspace-error', 'the big event was not written');
     const onDisk = await readFile(join(dir, 'T-1', 'events.ndjson'), 'utf8');
@@ -209,6 +204,85 @@ describe('TaskJournal', () => {
     assert.equal(loaded?.finished, true);
     await loaded?.remove();
     await assert.rejects(stat(join(dir, 'T-1')));
+  });
+
+  it('removes what an interrupted create or removal left, and says so', async () => {
+    const good = await TaskJournal.create(dir, task);
+    await good.close();
+    // A removal killed part way: the task file gone, a sensitive variable event and an artifact left.
+    const removing = await TaskJournal.create(dir, { ...task, taskId: 'T-2' });
+    await removing.append({ kind: 'variable', name: 'Token', value: 'hunter2', sensitive: true });
+    await writeFile(join(dir, 'report.txt'), 'hunter2');
+    await removing.keepArtifact(join(dir, 'report.txt'));
+    await removing.close();
+    await rm(join(removing.dir, 'task.json'));
+    await rm(join(dir, 'report.txt'));
+    // A removal killed after its first step, which moves the folder out of the way.
+    await mkdir(join(dir, '~removing-T-3-k1'));
+    await writeFile(join(dir, '~removing-T-3-k1', 'events.ndjson'), 'hunter2');
+    // A creation killed before the task file was renamed into place.
+    await mkdir(join(dir, 'T-4'));
+    await writeFile(join(dir, 'T-4', 'task.json.tmp'), JSON.stringify({ ...task, taskId: 'T-4' }));
+    const notices: WorkspaceError[] = [];
+    const loaded = await TaskJournal.loadAll(dir, (error) => notices.push(error));
+    assert.deepEqual(
+      loaded.map((j) => j.taskId),
+      ['T-1'],
+    );
+    assert.deepEqual(await readdir(dir), ['T-1'], 'nothing else is left');
+    assert.deepEqual(notices.map((notice) => notice.path).sort(), [
+      join(dir, 'T-2'),
+      join(dir, 'T-4'),
+      join(dir, '~removing-T-3-k1'),
+    ]);
+    for (const notice of notices) {
+      assert.ok(notice instanceof JournalLeftoverError && notice.removed, notice.message);
+    }
+    for (const journal of loaded) await journal.close();
+  });
+
+  it('removes temporary files a crash left inside a journal', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    await journal.append({ kind: 'state', state: 'running' });
+    await journal.close();
+    const strays = ['task.json.tmp', 'run.json.tmp', 'events.ndjson.tmp'];
+    for (const name of strays) await writeFile(join(journal.dir, name), 'hunter2');
+    await mkdir(join(journal.dir, 'artifacts'));
+    await writeFile(join(journal.dir, 'artifacts', 'incoming-1-2-abc'), 'hunter2');
+    const notices: WorkspaceError[] = [];
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => notices.push(error));
+    assert.equal(loaded?.lastSeq, 1);
+    assert.deepEqual((await readdir(journal.dir)).sort(), [
+      'artifacts',
+      'events.ndjson',
+      'task.json',
+    ]);
+    assert.deepEqual(await readdir(join(journal.dir, 'artifacts')), []);
+    assert.equal(notices.length, 1);
+    assert.ok(notices[0] instanceof JournalLeftoverError && notices[0].removed);
+    await loaded?.close();
+  });
+
+  it('leaves nothing behind when it cannot be created (disk full)', async function () {
+    this.timeout(30_000);
+    // The task file's temporary copy is written short: 4 MiB of variables, over the limit.
+    const script = `
+      import { parseTask } from ${JSON.stringify(new URL('../../protocol/index.ts', import.meta.url).pathname)};
+      import { TaskJournal } from ${JOURNAL_MODULE};
+      const task = parseTask({ type: 'task', taskId: 'T-1', script: { syntax: 'sh', body: 'true' },
+        variables: [{ name: 'Password', value: 'hunter2'.repeat(600_000), sensitive: true }] });
+      const outcome = await TaskJournal.create(${JSON.stringify(dir)}, task).then(
+        () => 'created', (error) => error.code);
+      console.log(JSON.stringify(outcome));`;
+    assert.equal(JSON.parse(await runWithFileSizeLimit(script)), 'workspace-error');
+    assert.deepEqual(await readdir(dir), [], 'no folder, and no task file holding the variables');
+  });
+
+  it('removes itself: no folder of the task is left', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    await journal.append({ kind: 'state', state: 'running' });
+    await journal.remove();
+    assert.deepEqual(await readdir(dir), []);
   });
 
   it('reports an unreadable journal without failing the others', async () => {
@@ -319,3 +393,30 @@ describe('TaskJournal', () => {
     await loaded?.close();
   });
 });
+
+/**
+ * Runs an ES module script under a file size limit (ulimit -f 2048: 1-2 MiB, as blocks are 512 or
+ * 1024 bytes), where the kernel writes short past the limit, as on a full disk: Node ignores
+ * SIGXFSZ, so the write returns its count and the next one fails with EFBIG. Returns its stdout.
+ */
+async function runWithFileSizeLimit(script: string): Promise<string> {
+  const { stdout } = await promisify(execFile)(
+    '/bin/sh',
+    [
+      '-c',
+      'ulimit -f 2048 && exec "$0" "$@"',
+      process.execPath,
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      script,
+    ],
+    { cwd: new URL('../..', import.meta.url).pathname },
+  );
+  return stdout;
+}
+
+const JOURNAL_MODULE = JSON.stringify(
+  new URL('../../workspace/index.ts', import.meta.url).pathname,
+);

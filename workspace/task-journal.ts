@@ -449,11 +449,17 @@ export class TaskJournal {
   }
 
   /**
-   * Keeps an artifact's content beside the journal until its event is acknowledged: a hard link
-   * when the file system allows (no copy), a streamed copy otherwise. The SHA-256 is computed from
-   * the kept file, so what is sent is exactly what was hashed.
+   * Keeps an artifact's content beside the journal until its event is acknowledged. The SHA-256 is
+   * computed from the kept file, so what is sent is exactly what was hashed, and the kept file
+   * must not change afterwards: it is a hard link (no copy) only when `mayLink` says nobody else
+   * writes the source (a file of the step's own work folder, removed after the step) and the
+   * source has no other name; otherwise a copy (a reflink where the file system has them). A file
+   * in a folder mounted from the worker keeps its inode when a later task rewrites it with `>`.
    */
-  async keepArtifact(source: string): Promise<{ sha256: string; size: number }> {
+  async keepArtifact(
+    source: string,
+    { mayLink }: { mayLink: boolean },
+  ): Promise<{ sha256: string; size: number }> {
     const dir = join(this.dir, ARTIFACTS_DIR);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const temp = join(
@@ -461,13 +467,16 @@ export class TaskJournal {
       `${INCOMING_PREFIX}${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
     );
     try {
-      await link(source, temp);
-    } catch {
-      await copyFile(source, temp);
+      if (!mayLink || !(await linkAlone(source, temp))) {
+        await copyFile(source, temp, constants.COPYFILE_FICLONE);
+      }
+      const { sha256, size } = await hashFile(temp);
+      await rename(temp, this.artifactPath(sha256));
+      return { sha256, size };
+    } catch (error) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw error;
     }
-    const { sha256, size } = await hashFile(temp);
-    await rename(temp, this.artifactPath(sha256));
-    return { sha256, size };
   }
 
   /** Where the content of an artifact event with this SHA-256 is kept. */
@@ -570,6 +579,23 @@ async function writeAtomically(path: string, content: string): Promise<void> {
     // A task file's copy holds its variables: not left behind (a crash's is removed at load).
     await rm(temp, { force: true }).catch(() => undefined);
     throw error;
+  }
+}
+
+/**
+ * Hard-links `source` to `target` when the source is a regular file with no other name (through
+ * which it could be written); false when not, or the file system cannot link it (then the caller
+ * copies).
+ */
+async function linkAlone(source: string, target: string): Promise<boolean> {
+  try {
+    const info = await lstat(source);
+    // A symbolic link would be linked itself, and its target read through it when sent.
+    if (!info.isFile() || info.nlink !== 1) return false;
+    await link(source, target);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   appendFile,
+  link,
   mkdir,
   mkdtemp,
   readFile,
@@ -213,7 +215,7 @@ describe('TaskJournal', () => {
     const removing = await TaskJournal.create(dir, { ...task, taskId: 'T-2' });
     await removing.append({ kind: 'variable', name: 'Token', value: 'hunter2', sensitive: true });
     await writeFile(join(dir, 'report.txt'), 'hunter2');
-    await removing.keepArtifact(join(dir, 'report.txt'));
+    await removing.keepArtifact(join(dir, 'report.txt'), { mayLink: false });
     await removing.close();
     await rm(join(removing.dir, 'task.json'));
     await rm(join(dir, 'report.txt'));
@@ -283,6 +285,40 @@ describe('TaskJournal', () => {
     await journal.append({ kind: 'state', state: 'running' });
     await journal.remove();
     assert.deepEqual(await readdir(dir), []);
+  });
+
+  it('copies an artifact it may not link, so rewriting the source later does not change it', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    // A file in a folder bind-mounted from the worker: a later task may rewrite it in place (`>`).
+    const source = join(dir, 'report.txt');
+    await writeFile(source, 'first run');
+    const kept = await journal.keepArtifact(source, { mayLink: false });
+    await writeFile(source, 'second run, in place');
+    const path = journal.artifactPath(kept.sha256);
+    assert.equal(await readFile(path, 'utf8'), 'first run');
+    assert.equal(kept.sha256, createHash('sha256').update('first run').digest('hex'));
+    assert.equal(kept.size, 'first run'.length);
+    assert.notEqual((await stat(path)).ino, (await stat(source)).ino);
+    await journal.close();
+  });
+
+  it('links an artifact it may link, unless the file has other names', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    // A file of the step's own work folder, removed after the step: linked, not copied.
+    const own = join(dir, 'own.txt');
+    await writeFile(own, 'own');
+    const linked = await journal.keepArtifact(own, { mayLink: true });
+    assert.equal((await stat(journal.artifactPath(linked.sha256))).ino, (await stat(own)).ino);
+    // The same inode is reachable through another name, which someone else may write through.
+    const shared = join(dir, 'shared.txt');
+    await writeFile(shared, 'shared');
+    await link(shared, join(dir, 'elsewhere.txt'));
+    const copied = await journal.keepArtifact(shared, { mayLink: true });
+    assert.notEqual(
+      (await stat(journal.artifactPath(copied.sha256))).ino,
+      (await stat(shared)).ino,
+    );
+    await journal.close();
   });
 
   it('reports an unreadable journal without failing the others', async () => {

@@ -268,8 +268,23 @@ export class TaskJournal {
       offsets.push(position);
     }
     if (position < content.length) await truncate(path, position);
+    // The agent forgets a finished task's secrets right after its result, unless it was killed in
+    // between; done here so that nothing depends on it.
+    let kept = task;
+    if (finished && holdsSecrets(task)) {
+      kept = withoutSecrets(task);
+      await writeAtomically(join(dir, TASK_FILE), JSON.stringify(kept)).catch((error: unknown) =>
+        onWarning(
+          new WorkspaceError(
+            `cannot remove the secrets of finished task ${task.taskId} from its task file (tried again at the next start): ${describe(error)}`,
+            dir,
+            { cause: error },
+          ),
+        ),
+      );
+    }
     const handle = await open(path, EVENTS_OPEN_FLAGS, 0o600);
-    const journal = new TaskJournal(dir, task, handle, offsets, finished);
+    const journal = new TaskJournal(dir, kept, handle, offsets, finished);
     journal.#checkpoint = checkpoint;
     journal.#base = base;
     return journal;
@@ -485,12 +500,13 @@ export class TaskJournal {
   }
 
   /**
-   * Once the step ended its variables are no longer needed: the task file is rewritten without
-   * their values, so no secret stays on disk after the step (the journal keeps only events).
+   * Once the step ended its secrets are no longer needed: the task file is rewritten without its
+   * variables, its feed and its Git URL's credentials, so no secret stays on disk after the step
+   * (the journal keeps only events). A journal loaded as finished is stripped at load.
    */
   forgetVariables(): Promise<void> {
     return this.#serialize(async () => {
-      this.#task = { ...this.#task, variables: [], container: stripFeed(this.#task.container) };
+      this.#task = withoutSecrets(this.#task);
       await writeAtomically(join(this.dir, TASK_FILE), JSON.stringify(this.#task));
     });
   }
@@ -556,10 +572,37 @@ function encodeEvent(event: TaskEvent): { bytes: Buffer; lineBytes: number } {
   return { bytes, lineBytes };
 }
 
-function stripFeed(container: Task['container']): Task['container'] {
-  if (container === undefined) return undefined;
-  const { feed: _feed, ...rest } = container;
-  return rest;
+/** The task without its secrets: variables, the feed, the Git URL's credentials. */
+function withoutSecrets(task: Task): Task {
+  if (task.container === undefined) return { ...task, variables: [] };
+  const { feed: _feed, ...container } = task.container;
+  const { git } = container;
+  return {
+    ...task,
+    variables: [],
+    container:
+      git === undefined
+        ? container
+        : { ...container, git: { ...git, url: withoutUserinfo(git.url) } },
+  };
+}
+
+function holdsSecrets(task: Task): boolean {
+  const { variables, container } = task;
+  return (
+    variables.length > 0 ||
+    container?.feed !== undefined ||
+    (container?.git !== undefined && withoutUserinfo(container.git.url) !== container.git.url)
+  );
+}
+
+/**
+ * The URL without its user information (`https://user:token@host/…` → `https://host/…`); the
+ * images layer takes the user as a secret too (a token alone is often given as the user). The
+ * greedy match ends at the authority's last '@', so a password with a raw '@' goes as well.
+ */
+function withoutUserinfo(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
 }
 
 function safeJson(text: string): unknown {

@@ -26,6 +26,22 @@ const task = parseTask({
   variables: [{ name: 'Password', value: 'hunter2', sensitive: true }],
 });
 
+/** A task with every kind of secret a task file holds: variables, a feed's, a Git URL's. */
+const secretTask = parseTask({
+  type: 'task',
+  taskId: 'T-1',
+  script: { syntax: 'sh', body: 'true' },
+  variables: [
+    { name: 'Password', value: 'hunter2', sensitive: true },
+    { name: 'Region', value: 'eu-west-9' },
+  ],
+  container: {
+    git: { url: 'https://builder:gh-t0ken@git.example.com/team/app.git', ref: 'main' },
+    feed: { registry: 'registry.example.com', username: 'puller', password: 'feed-pa55' },
+  },
+});
+const SECRETS = ['hunter2', 'eu-west-9', 'gh-t0ken', 'feed-pa55'];
+
 describe('TaskJournal', () => {
   let dir: string;
   beforeEach(async () => {
@@ -319,6 +335,67 @@ describe('TaskJournal', () => {
       (await stat(shared)).ino,
     );
     await journal.close();
+  });
+
+  it("forgets the variables, the feed and the Git URL's credentials once the step ended", async () => {
+    const journal = await TaskJournal.create(dir, secretTask);
+    await journal.append({ kind: 'result', outcome: 'success', exitCode: 0, durationMs: 5 });
+    await journal.forgetVariables();
+    const onDisk = await readFile(join(journal.dir, 'task.json'), 'utf8');
+    for (const secret of SECRETS) assert.ok(!onDisk.includes(secret), `${secret} is not on disk`);
+    // What was built is still said.
+    assert.equal(journal.task.container?.git?.url, 'https://git.example.com/team/app.git');
+    assert.ok(onDisk.includes('https://git.example.com/team/app.git'));
+    await journal.close();
+  });
+
+  it("takes all of the Git URL's user information, and leaves a URL without it as it is", async () => {
+    const cases: [string, string][] = [
+      ['https://ghp_0nly@github.com/o/r.git', 'https://github.com/o/r.git'],
+      ['https://u:p@ss@host.example/r', 'https://host.example/r'],
+      ['ssh://git:pw@host.example:2222/r.git', 'ssh://host.example:2222/r.git'],
+      ['git@github.com:o/r.git', 'git@github.com:o/r.git'],
+      ['https://host.example/r?who=a@b#c@d', 'https://host.example/r?who=a@b#c@d'],
+    ];
+    for (const [index, [url, expected]] of cases.entries()) {
+      const journal = await TaskJournal.create(dir, {
+        ...secretTask,
+        taskId: `T-${index}`,
+        container: { pullPolicy: 'always', git: { url, dockerfile: 'Dockerfile', context: '.' } },
+      });
+      await journal.forgetVariables();
+      assert.equal(journal.task.container?.git?.url, expected, url);
+      await journal.close();
+    }
+  });
+
+  it('strips a task file a kill left with its secrets after the result, when loading it', async () => {
+    const journal = await TaskJournal.create(dir, secretTask);
+    await journal.append({ kind: 'state', state: 'running' });
+    const result = await journal.append({
+      kind: 'result',
+      outcome: 'success',
+      exitCode: 0,
+      durationMs: 5,
+    });
+    await journal.close(); // killed before forgetVariables()
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.ok(loaded);
+    const onDisk = await readFile(join(dir, 'T-1', 'task.json'), 'utf8');
+    for (const secret of SECRETS) assert.ok(!onDisk.includes(secret), `${secret} is not on disk`);
+    assert.deepEqual(loaded.task.variables, []);
+    assert.equal(loaded.finished, true);
+    assert.equal((await loaded.read(2)).toString('utf8'), result.bytes.toString('utf8'));
+    await loaded.close();
+  });
+
+  it('keeps the secrets of a task still to run, when loading it', async () => {
+    const journal = await TaskJournal.create(dir, secretTask);
+    await journal.append({ kind: 'state', state: 'running' });
+    await journal.close();
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.deepEqual(loaded?.task, secretTask);
+    await loaded?.close();
   });
 
   it('reports an unreadable journal without failing the others', async () => {

@@ -18,6 +18,7 @@ import {
 } from '../protocol/index.js';
 import {
   createWorkFolder,
+  isInsideFolder,
   removeWorkFolder,
   resolveContainerFile,
   type AgentHome,
@@ -649,7 +650,10 @@ export class TaskRun {
       );
       return;
     }
-    const kept = await this.#ctx.journal.keepArtifact(resolved.hostPath);
+    const kept = await this.#ctx.journal.keepArtifact(resolved.hostPath, {
+      mayLink:
+        this.#workFolder !== undefined && isInsideFolder(resolved.hostPath, this.#workFolder),
+    });
     this.#collected = collected;
     await this.#append({
       kind: 'artifact',

@@ -38,7 +38,7 @@ export async function resolveContainerFile(
     const host = toHost(next, mounts);
     if (host === undefined) {
       // Above every mount: only a folder on the way down to a mount is acceptable here.
-      if (mounts.some((m) => isInside(m.containerPath, next))) {
+      if (mounts.some((m) => isInsideFolder(m.containerPath, next))) {
         current = next;
         continue;
       }
@@ -75,7 +75,7 @@ function splitComponents(path: string): string[] {
 function toHost(containerPath: string, mounts: readonly BindMount[]): string | undefined {
   let best: BindMount | undefined;
   for (const mount of mounts) {
-    if (isInside(containerPath, mount.containerPath)) {
+    if (isInsideFolder(containerPath, mount.containerPath)) {
       if (best === undefined || mount.containerPath.length > best.containerPath.length)
         best = mount;
     }
@@ -84,8 +84,14 @@ function toHost(containerPath: string, mounts: readonly BindMount[]): string | u
   return posix.join(best.hostPath, posix.relative(best.containerPath, containerPath));
 }
 
-/** True when `path` is `folder` or inside it. */
-function isInside(path: string, folder: string): boolean {
+/**
+ * True when `path` is `folder` or inside it, by their names (absolute paths; symbolic links are
+ * not followed): /work/ab is not inside /work/a, and /work/a/..x is.
+ */
+export function isInsideFolder(path: string, folder: string): boolean {
   const relative = posix.relative(folder, path);
-  return relative === '' || (!relative.startsWith('..') && !posix.isAbsolute(relative));
+  return (
+    relative === '' ||
+    (relative !== '..' && !relative.startsWith('../') && !posix.isAbsolute(relative))
+  );
 }

@@ -11,6 +11,7 @@
 import {
   copyFile,
   link,
+  lstat,
   mkdir,
   open,
   readFile,
@@ -21,8 +22,9 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { writevSync } from 'node:fs';
-import { join } from 'node:path';
+import { constants, ftruncateSync, writevSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import * as v from 'valibot';
 import {
   eventSchema,
@@ -43,11 +45,25 @@ const TASK_FILE = 'task.json';
 const EVENTS_FILE = 'events.ndjson';
 const ARTIFACTS_DIR = 'artifacts';
 const RUN_FILE = 'run.json';
+/** Suffix of a file being written before it is renamed into place (writeAtomically, compact). */
+const TEMP_SUFFIX = '.tmp';
+/** Prefix of an artifact being kept before it is renamed to its SHA-256 (keepArtifact). */
+const INCOMING_PREFIX = 'incoming-';
+/**
+ * Prefix of a journal folder being removed: remove() renames the folder first, so a removal cut
+ * short never leaves a half journal under its task's name. '~' is not in a task id.
+ */
+const TRASH_PREFIX = '~removing-';
 /** Acknowledged bytes at the front of a journal before it is compacted (see compact()). */
 const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
 /** Text of the newest events kept in memory: about the flow-control window (8 MiB). */
 const RECENT_BYTES = 8 * 1024 * 1024;
 const TAB = 0x09;
+/**
+ * How an existing events file is opened: read-write, created if missing, and not O_APPEND, with
+ * which Linux ignores a write's position and writes at the file's end, past any torn bytes.
+ */
+const EVENTS_OPEN_FLAGS = constants.O_RDWR | constants.O_CREAT;
 
 /**
  * A `log` event whose lines come joined by '\n' (none holds one): the busy log path's form. The
@@ -70,6 +86,20 @@ export interface JournalEntry {
   readonly bytes: Buffer;
   /** For a log event, the UTF-8 bytes of its lines (what the agent counts as log bytes); else 0. */
   readonly lineBytes: number;
+}
+
+/**
+ * What a crash left in the journal folder (a half-removed or half-created journal, a temporary
+ * file): removed at load, as nothing can use it and it may hold a task's secrets. Reported through
+ * loadAll's `onBroken`; `removed` says whether it is gone or is still there (removal failed).
+ */
+export class JournalLeftoverError extends WorkspaceError {
+  readonly removed: boolean;
+
+  constructor(message: string, path: string, removed: boolean, options?: { cause?: unknown }) {
+    super(message, path, options);
+    this.removed = removed;
+  }
 }
 
 export class TaskJournal {
@@ -138,12 +168,16 @@ export class TaskJournal {
   /** Starts a journal for a newly accepted task. The task file holds variables: 0600. */
   static async create(journalDir: string, task: Task): Promise<TaskJournal> {
     const dir = join(journalDir, task.taskId);
+    let made: string | undefined;
     try {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      made = await mkdir(dir, { recursive: true, mode: 0o700 });
       await writeAtomically(join(dir, TASK_FILE), JSON.stringify(task));
       const handle = await open(join(dir, EVENTS_FILE), 'w+', 0o600);
       return new TaskJournal(dir, task, handle, [0], false);
     } catch (error) {
+      // A folder this call made holds nothing to keep; one that was there is left as it was.
+      if (made !== undefined)
+        await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw new WorkspaceError(
         `cannot create the journal of task ${task.taskId}: ${describe(error)}`,
         dir,
@@ -154,16 +188,30 @@ export class TaskJournal {
     }
   }
 
-  /** Loads every journal left in the folder (after a restart). Unreadable ones are reported, not fatal. */
+  /**
+   * Loads every journal left in the folder (after a restart). Unreadable ones are reported, not
+   * fatal. What a crash left and nothing can load is removed and reported (JournalLeftoverError).
+   */
   static async loadAll(
     journalDir: string,
     onBroken: (error: WorkspaceError) => void,
   ): Promise<TaskJournal[]> {
     const journals: TaskJournal[] = [];
     for (const name of await readdir(journalDir)) {
+      const dir = join(journalDir, name);
+      if (name.startsWith(TRASH_PREFIX)) {
+        await removeLeftover(dir, 'the rest of a journal whose removal was cut short', onBroken);
+        continue;
+      }
       if (!v.is(taskIdSchema, name)) continue;
+      // Without its task file a journal cannot be resumed: it is what a create or a removal cut
+      // short left (a temporary task file with the variables, events, kept artifacts).
+      if (await isMissing(join(dir, TASK_FILE))) {
+        await removeLeftover(dir, 'a journal without its task file', onBroken);
+        continue;
+      }
       try {
-        journals.push(await TaskJournal.load(join(journalDir, name)));
+        journals.push(await TaskJournal.load(dir, onBroken));
       } catch (error) {
         onBroken(
           error instanceof WorkspaceError
@@ -177,7 +225,15 @@ export class TaskJournal {
     return journals;
   }
 
-  static async load(dir: string): Promise<TaskJournal> {
+  /**
+   * Loads one journal. Temporary files a crash left in it are removed first and reported to
+   * `onWarning`: only load, at the agent's start, may do that, as nothing else writes then.
+   */
+  static async load(
+    dir: string,
+    onWarning: (error: WorkspaceError) => void = () => undefined,
+  ): Promise<TaskJournal> {
+    await removeStrays(dir, onWarning);
     const task = parseTask(JSON.parse(await readFile(join(dir, TASK_FILE), 'utf8')));
     const path = join(dir, EVENTS_FILE);
     let content: Buffer;
@@ -212,8 +268,23 @@ export class TaskJournal {
       offsets.push(position);
     }
     if (position < content.length) await truncate(path, position);
-    const handle = await open(path, 'a+', 0o600);
-    const journal = new TaskJournal(dir, task, handle, offsets, finished);
+    // The agent forgets a finished task's secrets right after its result, unless it was killed in
+    // between; done here so that nothing depends on it.
+    let kept = task;
+    if (finished && holdsSecrets(task)) {
+      kept = withoutSecrets(task);
+      await writeAtomically(join(dir, TASK_FILE), JSON.stringify(kept)).catch((error: unknown) =>
+        onWarning(
+          new WorkspaceError(
+            `cannot remove the secrets of finished task ${task.taskId} from its task file (tried again at the next start): ${describe(error)}`,
+            dir,
+            { cause: error },
+          ),
+        ),
+      );
+    }
+    const handle = await open(path, EVENTS_OPEN_FLAGS, 0o600);
+    const journal = new TaskJournal(dir, kept, handle, offsets, finished);
     journal.#checkpoint = checkpoint;
     journal.#base = base;
     return journal;
@@ -242,8 +313,19 @@ export class TaskJournal {
       // Written synchronously: an event goes to the page cache in microseconds, while a round
       // trip through libuv's thread pool (two thread wake-ups per event) cost more than the write
       // itself: a third of the agent's CPU on busy logs on a 2-core VM (docs/performance.md).
-      const written = writevSync(this.#handle.fd, [bytes, suffix], end);
+      let written: number;
+      try {
+        written = writevSync(this.#handle.fd, [bytes, suffix], end);
+      } catch (error) {
+        this.#cutTo(end);
+        throw new WorkspaceError(
+          `task ${this.taskId}: cannot write event ${seq}: ${describe(error)}`,
+          this.dir,
+          { cause: error },
+        );
+      }
       if (written !== bytes.length + suffix.length) {
+        this.#cutTo(end);
         throw new WorkspaceError(
           `task ${this.taskId}: event ${seq} was written short (${written} bytes): is the disk full?`,
           this.dir,
@@ -255,6 +337,18 @@ export class TaskJournal {
       if (state !== undefined) this.#checkpoint = state;
       return { seq, bytes, lineBytes };
     });
+  }
+
+  /**
+   * Drops the torn bytes of a failed write, so the file ends where the journal does. Best effort:
+   * the next write is positioned at the journal's end anyway, and a load cuts a torn tail.
+   */
+  #cutTo(end: number): void {
+    try {
+      ftruncateSync(this.#handle.fd, end);
+    } catch {
+      // Nothing more to do: see above.
+    }
   }
 
   /**
@@ -291,7 +385,7 @@ export class TaskJournal {
       const end = this.#offsets[this.#offsets.length - 1] ?? 0;
       if (start < minBytes || start < end / 2) return;
       const path = join(this.dir, EVENTS_FILE);
-      const temp = `${path}.tmp`;
+      const temp = `${path}${TEMP_SUFFIX}`;
       const target = await open(temp, 'w', 0o600);
       try {
         const buffer = Buffer.allocUnsafe(1024 * 1024);
@@ -315,7 +409,7 @@ export class TaskJournal {
       // together: read() is not serialized with compaction, and one made between closing and
       // reopening failed with EBADF, which stopped the outbox until the next connection.
       const replaced = this.#handle;
-      this.#handle = await open(path, 'a+', 0o600);
+      this.#handle = await open(path, EVENTS_OPEN_FLAGS, 0o600);
       this.#offsets = this.#offsets.slice(keepFrom).map((offset) => offset - start);
       this.#base += keepFrom;
       // A read already under way on the old handle finishes first (FileHandle.close waits).
@@ -370,25 +464,34 @@ export class TaskJournal {
   }
 
   /**
-   * Keeps an artifact's content beside the journal until its event is acknowledged: a hard link
-   * when the file system allows (no copy), a streamed copy otherwise. The SHA-256 is computed from
-   * the kept file, so what is sent is exactly what was hashed.
+   * Keeps an artifact's content beside the journal until its event is acknowledged. The SHA-256 is
+   * computed from the kept file, so what is sent is exactly what was hashed, and the kept file
+   * must not change afterwards: it is a hard link (no copy) only when `mayLink` says nobody else
+   * writes the source (a file of the step's own work folder, removed after the step) and the
+   * source has no other name; otherwise a copy (a reflink where the file system has them). A file
+   * in a folder mounted from the worker keeps its inode when a later task rewrites it with `>`.
    */
-  async keepArtifact(source: string): Promise<{ sha256: string; size: number }> {
+  async keepArtifact(
+    source: string,
+    { mayLink }: { mayLink: boolean },
+  ): Promise<{ sha256: string; size: number }> {
     const dir = join(this.dir, ARTIFACTS_DIR);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const temp = join(
       dir,
-      `incoming-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+      `${INCOMING_PREFIX}${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
     );
     try {
-      await link(source, temp);
-    } catch {
-      await copyFile(source, temp);
+      if (!mayLink || !(await linkAlone(source, temp))) {
+        await copyFile(source, temp, constants.COPYFILE_FICLONE);
+      }
+      const { sha256, size } = await hashFile(temp);
+      await rename(temp, this.artifactPath(sha256));
+      return { sha256, size };
+    } catch (error) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw error;
     }
-    const { sha256, size } = await hashFile(temp);
-    await rename(temp, this.artifactPath(sha256));
-    return { sha256, size };
   }
 
   /** Where the content of an artifact event with this SHA-256 is kept. */
@@ -397,21 +500,48 @@ export class TaskJournal {
   }
 
   /**
-   * Once the step ended its variables are no longer needed: the task file is rewritten without
-   * their values, so no secret stays on disk after the step (the journal keeps only events).
+   * Once the step ended its secrets are no longer needed: the task file is rewritten without its
+   * variables, its feed and its Git URL's credentials, so no secret stays on disk after the step
+   * (the journal keeps only events). A journal loaded as finished is stripped at load.
    */
   forgetVariables(): Promise<void> {
     return this.#serialize(async () => {
-      this.#task = { ...this.#task, variables: [], container: stripFeed(this.#task.container) };
+      this.#task = withoutSecrets(this.#task);
       await writeAtomically(join(this.dir, TASK_FILE), JSON.stringify(this.#task));
     });
   }
 
-  /** Deletes the journal (the result was acknowledged, or the server does not know the task). */
+  /**
+   * Deletes the journal (the result was acknowledged, or the server does not know the task). The
+   * folder is first renamed out of the way in one step, so a kill or a failure while deleting
+   * leaves a trash folder that the next load deletes, not a half journal it cannot load.
+   */
   remove(): Promise<void> {
     return this.#serialize(async () => {
       await this.#handle.close().catch(() => undefined);
-      await rm(this.dir, { recursive: true, force: true });
+      const trash = join(
+        dirname(this.dir),
+        `${TRASH_PREFIX}${basename(this.dir)}-${randomBytes(6).toString('hex')}`,
+      );
+      try {
+        await rename(this.dir, trash);
+      } catch (error) {
+        if (isNotFound(error)) return;
+        throw new WorkspaceError(
+          `cannot remove the journal of task ${this.taskId}: ${describe(error)}`,
+          this.dir,
+          { cause: error },
+        );
+      }
+      try {
+        await rm(trash, { recursive: true, force: true, maxRetries: 2 });
+      } catch (error) {
+        throw new WorkspaceError(
+          `cannot delete ${trash}, the removed journal of task ${this.taskId} (it is deleted at the next start): ${describe(error)}`,
+          trash,
+          { cause: error },
+        );
+      }
     });
   }
 
@@ -442,10 +572,37 @@ function encodeEvent(event: TaskEvent): { bytes: Buffer; lineBytes: number } {
   return { bytes, lineBytes };
 }
 
-function stripFeed(container: Task['container']): Task['container'] {
-  if (container === undefined) return undefined;
-  const { feed: _feed, ...rest } = container;
-  return rest;
+/** The task without its secrets: variables, the feed, the Git URL's credentials. */
+function withoutSecrets(task: Task): Task {
+  if (task.container === undefined) return { ...task, variables: [] };
+  const { feed: _feed, ...container } = task.container;
+  const { git } = container;
+  return {
+    ...task,
+    variables: [],
+    container:
+      git === undefined
+        ? container
+        : { ...container, git: { ...git, url: withoutUserinfo(git.url) } },
+  };
+}
+
+function holdsSecrets(task: Task): boolean {
+  const { variables, container } = task;
+  return (
+    variables.length > 0 ||
+    container?.feed !== undefined ||
+    (container?.git !== undefined && withoutUserinfo(container.git.url) !== container.git.url)
+  );
+}
+
+/**
+ * The URL without its user information (`https://user:token@host/…` → `https://host/…`); the
+ * images layer takes the user as a secret too (a token alone is often given as the user). The
+ * greedy match ends at the authority's last '@', so a password with a raw '@' goes as well.
+ */
+function withoutUserinfo(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
 }
 
 function safeJson(text: string): unknown {
@@ -457,7 +614,99 @@ function safeJson(text: string): unknown {
 }
 
 async function writeAtomically(path: string, content: string): Promise<void> {
-  const temp = `${path}.tmp`;
-  await writeFile(temp, content, { mode: 0o600 });
-  await rename(temp, path);
+  const temp = `${path}${TEMP_SUFFIX}`;
+  try {
+    await writeFile(temp, content, { mode: 0o600 });
+    await rename(temp, path);
+  } catch (error) {
+    // A task file's copy holds its variables: not left behind (a crash's is removed at load).
+    await rm(temp, { force: true }).catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Hard-links `source` to `target` when the source is a regular file with no other name (through
+ * which it could be written); false when not, or the file system cannot link it (then the caller
+ * copies).
+ */
+async function linkAlone(source: string, target: string): Promise<boolean> {
+  try {
+    const info = await lstat(source);
+    // A symbolic link would be linked itself, and its target read through it when sent.
+    if (!info.isFile() || info.nlink !== 1) return false;
+    await link(source, target);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function isMissing(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return false;
+  } catch (error) {
+    return isNotFound(error);
+  }
+}
+
+/** Removes a leftover folder of the journal folder, and says so (or that it could not). */
+async function removeLeftover(
+  path: string,
+  what: string,
+  report: (error: WorkspaceError) => void,
+): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true, maxRetries: 2 });
+    report(new JournalLeftoverError(`removed ${path}: ${what}`, path, true));
+  } catch (error) {
+    report(
+      new JournalLeftoverError(`cannot remove ${path}, ${what}: ${describe(error)}`, path, false, {
+        cause: error,
+      }),
+    );
+  }
+}
+
+/**
+ * Removes the temporary files of writes a crash cut short in a journal's folder: a task file's
+ * copy (variables), a compaction's new events file, an artifact not yet renamed to its SHA-256.
+ */
+async function removeStrays(dir: string, report: (error: WorkspaceError) => void): Promise<void> {
+  const strays = [
+    ...(await listNames(dir)).filter((name) => name.endsWith(TEMP_SUFFIX)),
+    ...(await listNames(join(dir, ARTIFACTS_DIR)))
+      .filter((name) => name.startsWith(INCOMING_PREFIX))
+      .map((name) => join(ARTIFACTS_DIR, name)),
+  ];
+  if (strays.length === 0) return;
+  try {
+    for (const name of strays) await rm(join(dir, name), { force: true });
+    report(
+      new JournalLeftoverError(
+        `removed from ${dir} what a crash left: ${strays.join(', ')}`,
+        dir,
+        true,
+      ),
+    );
+  } catch (error) {
+    report(
+      new JournalLeftoverError(
+        `cannot remove from ${dir} what a crash left (${strays.join(', ')}): ${describe(error)}`,
+        dir,
+        false,
+        { cause: error },
+      ),
+    );
+  }
+}
+
+/** The names in a folder; none when it does not exist (or is not a folder: load says why). */
+async function listNames(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
 }

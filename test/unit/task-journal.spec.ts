@@ -1,10 +1,23 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  appendFile,
+  link,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import * as v from 'valibot';
 import { eventSchema, parseTask } from '../../protocol/index.js';
-import { TaskJournal, WorkspaceError } from '../../workspace/index.js';
+import { JournalLeftoverError, TaskJournal, WorkspaceError } from '../../workspace/index.js';
 
 const task = parseTask({
   type: 'task',
@@ -12,6 +25,22 @@ const task = parseTask({
   script: { syntax: 'sh', body: 'true' },
   variables: [{ name: 'Password', value: 'hunter2', sensitive: true }],
 });
+
+/** A task with every kind of secret a task file holds: variables, a feed's, a Git URL's. */
+const secretTask = parseTask({
+  type: 'task',
+  taskId: 'T-1',
+  script: { syntax: 'sh', body: 'true' },
+  variables: [
+    { name: 'Password', value: 'hunter2', sensitive: true },
+    { name: 'Region', value: 'eu-west-9' },
+  ],
+  container: {
+    git: { url: 'https://builder:gh-t0ken@git.example.com/team/app.git', ref: 'main' },
+    feed: { registry: 'registry.example.com', username: 'puller', password: 'feed-pa55' },
+  },
+});
+const SECRETS = ['hunter2', 'eu-west-9', 'gh-t0ken', 'feed-pa55'];
 
 describe('TaskJournal', () => {
   let dir: string;
@@ -96,6 +125,90 @@ describe('TaskJournal', () => {
     await loaded.close();
   });
 
+  // A write cut short (disk full) leaves torn bytes past the journal's end; a journal opened with
+  // O_APPEND would put the next events after them, where offsets and the next load do not look.
+  for (const reopened of ['loaded', 'compacted'] as const) {
+    it(`writes at its own end over torn bytes, when ${reopened}`, async () => {
+      const created = await TaskJournal.create(dir, task);
+      const texts: string[] = [];
+      for (let i = 1; i <= 4; i++) {
+        const entry = await created.append({
+          kind: 'log',
+          stream: 'stdout',
+          level: 'info',
+          lines: [`${i}`],
+        });
+        texts.push(entry.bytes.toString('utf8'));
+      }
+      let journal = created;
+      if (reopened === 'loaded') {
+        await created.close();
+        const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+        assert.ok(loaded);
+        journal = loaded;
+      } else {
+        await created.compact(2, 0);
+      }
+      // Longer than the events appended next, and without a line end, as a torn write is.
+      await appendFile(
+        join(journal.dir, 'events.ndjson'),
+        `{"type":"event","taskId":"T-1","seq":5,${'x'.repeat(500)}`,
+      );
+      for (let i = 5; i <= 7; i++) {
+        const entry = await journal.append({
+          kind: 'log',
+          stream: 'stdout',
+          level: 'info',
+          lines: [`${i}`],
+        });
+        texts.push(entry.bytes.toString('utf8'));
+        assert.equal(
+          (await journal.read(i)).toString('utf8'),
+          texts[i - 1],
+          `event ${i} read back`,
+        );
+      }
+      await journal.close();
+      const [again] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+      assert.ok(again);
+      assert.equal(again.lastSeq, 7, 'no event is cut off at the next load');
+      const first = reopened === 'loaded' ? 1 : 3;
+      for (let seq = first; seq <= 7; seq++) {
+        assert.equal(
+          (await again.read(seq)).toString('utf8'),
+          texts[seq - 1],
+          `event ${seq} after the load`,
+        );
+      }
+      await again.close();
+    });
+  }
+
+  it('cuts a write that came back short, and goes on at its end', async function () {
+    this.timeout(30_000);
+    const created = await TaskJournal.create(dir, task);
+    const first = await created.append({ kind: 'state', state: 'running' });
+    await created.close();
+    // Under the file size limit, a 4 MiB event is written short, as on a full disk.
+    const script = `
+      import { TaskJournal } from ${JOURNAL_MODULE};
+      const [journal] = await TaskJournal.loadAll(${JSON.stringify(dir)}, (error) => { throw error; });
+      const lines = Array.from({ length: 64 }, () => 'x'.repeat(64 * 1024));
+      const big = await journal.append({ kind: 'log', stream: 'stdout', level: 'info', lines }).then(
+        () => 'written', (error) => error.code);
+      const next = await journal.append({ kind: 'state', state: 'collecting' });
+      await journal.close();
+      console.log(JSON.stringify({ big, next: next.bytes.toString('utf8') }));`;
+    const stdout = await runWithFileSizeLimit(script);
+    const result = v.parse(v.object({ big: v.string(), next: v.string() }), JSON.parse(stdout));
+    assert.equal(result.big, 'workspace-error', 'the big event was not written');
+    const onDisk = await readFile(join(dir, 'T-1', 'events.ndjson'), 'utf8');
+    assert.equal(onDisk, `${first.bytes.toString('utf8')}\n${result.next}\n`, 'no torn bytes');
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.equal(loaded?.lastSeq, 2);
+    await loaded?.close();
+  });
+
   it('knows a finished task, and forgets its variables once the step ended', async () => {
     const journal = await TaskJournal.create(dir, task);
     await journal.append({ kind: 'result', outcome: 'success', exitCode: 0, durationMs: 5 });
@@ -109,6 +222,180 @@ describe('TaskJournal', () => {
     assert.equal(loaded?.finished, true);
     await loaded?.remove();
     await assert.rejects(stat(join(dir, 'T-1')));
+  });
+
+  it('removes what an interrupted create or removal left, and says so', async () => {
+    const good = await TaskJournal.create(dir, task);
+    await good.close();
+    // A removal killed part way: the task file gone, a sensitive variable event and an artifact left.
+    const removing = await TaskJournal.create(dir, { ...task, taskId: 'T-2' });
+    await removing.append({ kind: 'variable', name: 'Token', value: 'hunter2', sensitive: true });
+    await writeFile(join(dir, 'report.txt'), 'hunter2');
+    await removing.keepArtifact(join(dir, 'report.txt'), { mayLink: false });
+    await removing.close();
+    await rm(join(removing.dir, 'task.json'));
+    await rm(join(dir, 'report.txt'));
+    // A removal killed after its first step, which moves the folder out of the way.
+    await mkdir(join(dir, '~removing-T-3-k1'));
+    await writeFile(join(dir, '~removing-T-3-k1', 'events.ndjson'), 'hunter2');
+    // A creation killed before the task file was renamed into place.
+    await mkdir(join(dir, 'T-4'));
+    await writeFile(join(dir, 'T-4', 'task.json.tmp'), JSON.stringify({ ...task, taskId: 'T-4' }));
+    const notices: WorkspaceError[] = [];
+    const loaded = await TaskJournal.loadAll(dir, (error) => notices.push(error));
+    assert.deepEqual(
+      loaded.map((j) => j.taskId),
+      ['T-1'],
+    );
+    assert.deepEqual(await readdir(dir), ['T-1'], 'nothing else is left');
+    assert.deepEqual(notices.map((notice) => notice.path).sort(), [
+      join(dir, 'T-2'),
+      join(dir, 'T-4'),
+      join(dir, '~removing-T-3-k1'),
+    ]);
+    for (const notice of notices) {
+      assert.ok(notice instanceof JournalLeftoverError && notice.removed, notice.message);
+    }
+    for (const journal of loaded) await journal.close();
+  });
+
+  it('removes temporary files a crash left inside a journal', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    await journal.append({ kind: 'state', state: 'running' });
+    await journal.close();
+    const strays = ['task.json.tmp', 'run.json.tmp', 'events.ndjson.tmp'];
+    for (const name of strays) await writeFile(join(journal.dir, name), 'hunter2');
+    await mkdir(join(journal.dir, 'artifacts'));
+    await writeFile(join(journal.dir, 'artifacts', 'incoming-1-2-abc'), 'hunter2');
+    const notices: WorkspaceError[] = [];
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => notices.push(error));
+    assert.equal(loaded?.lastSeq, 1);
+    assert.deepEqual((await readdir(journal.dir)).sort(), [
+      'artifacts',
+      'events.ndjson',
+      'task.json',
+    ]);
+    assert.deepEqual(await readdir(join(journal.dir, 'artifacts')), []);
+    assert.equal(notices.length, 1);
+    assert.ok(notices[0] instanceof JournalLeftoverError && notices[0].removed);
+    await loaded?.close();
+  });
+
+  it('leaves nothing behind when it cannot be created (disk full)', async function () {
+    this.timeout(30_000);
+    // The task file's temporary copy is written short: 4 MiB of variables, over the limit.
+    const script = `
+      import { parseTask } from ${JSON.stringify(new URL('../../protocol/index.ts', import.meta.url).pathname)};
+      import { TaskJournal } from ${JOURNAL_MODULE};
+      const task = parseTask({ type: 'task', taskId: 'T-1', script: { syntax: 'sh', body: 'true' },
+        variables: [{ name: 'Password', value: 'hunter2'.repeat(600_000), sensitive: true }] });
+      const outcome = await TaskJournal.create(${JSON.stringify(dir)}, task).then(
+        () => 'created', (error) => error.code);
+      console.log(JSON.stringify(outcome));`;
+    assert.equal(JSON.parse(await runWithFileSizeLimit(script)), 'workspace-error');
+    assert.deepEqual(await readdir(dir), [], 'no folder, and no task file holding the variables');
+  });
+
+  it('removes itself: no folder of the task is left', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    await journal.append({ kind: 'state', state: 'running' });
+    await journal.remove();
+    assert.deepEqual(await readdir(dir), []);
+  });
+
+  it('copies an artifact it may not link, so rewriting the source later does not change it', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    // A file in a folder bind-mounted from the worker: a later task may rewrite it in place (`>`).
+    const source = join(dir, 'report.txt');
+    await writeFile(source, 'first run');
+    const kept = await journal.keepArtifact(source, { mayLink: false });
+    await writeFile(source, 'second run, in place');
+    const path = journal.artifactPath(kept.sha256);
+    assert.equal(await readFile(path, 'utf8'), 'first run');
+    assert.equal(kept.sha256, createHash('sha256').update('first run').digest('hex'));
+    assert.equal(kept.size, 'first run'.length);
+    assert.notEqual((await stat(path)).ino, (await stat(source)).ino);
+    await journal.close();
+  });
+
+  it('links an artifact it may link, unless the file has other names', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    // A file of the step's own work folder, removed after the step: linked, not copied.
+    const own = join(dir, 'own.txt');
+    await writeFile(own, 'own');
+    const linked = await journal.keepArtifact(own, { mayLink: true });
+    assert.equal((await stat(journal.artifactPath(linked.sha256))).ino, (await stat(own)).ino);
+    // The same inode is reachable through another name, which someone else may write through.
+    const shared = join(dir, 'shared.txt');
+    await writeFile(shared, 'shared');
+    await link(shared, join(dir, 'elsewhere.txt'));
+    const copied = await journal.keepArtifact(shared, { mayLink: true });
+    assert.notEqual(
+      (await stat(journal.artifactPath(copied.sha256))).ino,
+      (await stat(shared)).ino,
+    );
+    await journal.close();
+  });
+
+  it("forgets the variables, the feed and the Git URL's credentials once the step ended", async () => {
+    const journal = await TaskJournal.create(dir, secretTask);
+    await journal.append({ kind: 'result', outcome: 'success', exitCode: 0, durationMs: 5 });
+    await journal.forgetVariables();
+    const onDisk = await readFile(join(journal.dir, 'task.json'), 'utf8');
+    for (const secret of SECRETS) assert.ok(!onDisk.includes(secret), `${secret} is not on disk`);
+    // What was built is still said.
+    assert.equal(journal.task.container?.git?.url, 'https://git.example.com/team/app.git');
+    assert.ok(onDisk.includes('https://git.example.com/team/app.git'));
+    await journal.close();
+  });
+
+  it("takes all of the Git URL's user information, and leaves a URL without it as it is", async () => {
+    const cases: [string, string][] = [
+      ['https://ghp_0nly@github.com/o/r.git', 'https://github.com/o/r.git'],
+      ['https://u:p@ss@host.example/r', 'https://host.example/r'],
+      ['ssh://git:pw@host.example:2222/r.git', 'ssh://host.example:2222/r.git'],
+      ['git@github.com:o/r.git', 'git@github.com:o/r.git'],
+      ['https://host.example/r?who=a@b#c@d', 'https://host.example/r?who=a@b#c@d'],
+    ];
+    for (const [index, [url, expected]] of cases.entries()) {
+      const journal = await TaskJournal.create(dir, {
+        ...secretTask,
+        taskId: `T-${index}`,
+        container: { pullPolicy: 'always', git: { url, dockerfile: 'Dockerfile', context: '.' } },
+      });
+      await journal.forgetVariables();
+      assert.equal(journal.task.container?.git?.url, expected, url);
+      await journal.close();
+    }
+  });
+
+  it('strips a task file a kill left with its secrets after the result, when loading it', async () => {
+    const journal = await TaskJournal.create(dir, secretTask);
+    await journal.append({ kind: 'state', state: 'running' });
+    const result = await journal.append({
+      kind: 'result',
+      outcome: 'success',
+      exitCode: 0,
+      durationMs: 5,
+    });
+    await journal.close(); // killed before forgetVariables()
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.ok(loaded);
+    const onDisk = await readFile(join(dir, 'T-1', 'task.json'), 'utf8');
+    for (const secret of SECRETS) assert.ok(!onDisk.includes(secret), `${secret} is not on disk`);
+    assert.deepEqual(loaded.task.variables, []);
+    assert.equal(loaded.finished, true);
+    assert.equal((await loaded.read(2)).toString('utf8'), result.bytes.toString('utf8'));
+    await loaded.close();
+  });
+
+  it('keeps the secrets of a task still to run, when loading it', async () => {
+    const journal = await TaskJournal.create(dir, secretTask);
+    await journal.append({ kind: 'state', state: 'running' });
+    await journal.close();
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.deepEqual(loaded?.task, secretTask);
+    await loaded?.close();
   });
 
   it('reports an unreadable journal without failing the others', async () => {
@@ -219,3 +506,30 @@ describe('TaskJournal', () => {
     await loaded?.close();
   });
 });
+
+/**
+ * Runs an ES module script under a file size limit (ulimit -f 2048: 1-2 MiB, as blocks are 512 or
+ * 1024 bytes), where the kernel writes short past the limit, as on a full disk: Node ignores
+ * SIGXFSZ, so the write returns its count and the next one fails with EFBIG. Returns its stdout.
+ */
+async function runWithFileSizeLimit(script: string): Promise<string> {
+  const { stdout } = await promisify(execFile)(
+    '/bin/sh',
+    [
+      '-c',
+      'ulimit -f 2048 && exec "$0" "$@"',
+      process.execPath,
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      script,
+    ],
+    { cwd: new URL('../..', import.meta.url).pathname },
+  );
+  return stdout;
+}
+
+const JOURNAL_MODULE = JSON.stringify(
+  new URL('../../workspace/index.ts', import.meta.url).pathname,
+);

@@ -65,6 +65,10 @@ export class TaskOutbox {
     limits: OutboxLimits = DEFAULT_OUTBOX_LIMITS,
   ) {
     this.journal = journal;
+    // Compaction drops only acknowledged events: for a journal loaded after a restart they are
+    // the acks the agent still knows of, and a resume below them restarts at the first held.
+    this.#acked = journal.compactedSeq;
+    this.#next = this.#acked + 1;
     this.#onError = onError;
     this.#channel = channel;
     this.#limits = limits;

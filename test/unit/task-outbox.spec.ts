@@ -83,4 +83,26 @@ describe('TaskOutbox', () => {
     await eventually(() => channel.sent.length === 5, 'all five events sent after the resume');
     assert.deepEqual(errors, [], 'a lost connection is not an error');
   });
+
+  it('after a restart, takes compacted events as acknowledged and resumes below them from the first held', async () => {
+    for (let i = 6; i <= 10; i++) {
+      await journal.append({ kind: 'log', stream: 'stdout', level: 'info', lines: [`line ${i}`] });
+    }
+    await journal.compact(6, 0);
+    await journal.close();
+    // The agent restarts: its journal is loaded, and the outbox knows no ack but the compaction.
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.ok(loaded !== undefined);
+    journal = loaded;
+    assert.equal(journal.compactedSeq, 6);
+    const channel = new RecordingChannel();
+    const errors: unknown[] = [];
+    const outbox = new TaskOutbox(journal, channel, (error) => errors.push(error));
+    // What the agent compares fromSeq with, to answer a resume below it with `error`.
+    assert.equal(outbox.ackedSeq, 6);
+    outbox.resume(1);
+    await eventually(() => channel.sent.length === 4, 'events 7 to 10 sent', 3_000);
+    assert.deepEqual(channel.sent, [7, 8, 9, 10]);
+    assert.deepEqual(errors, [], 'no read of a compacted event');
+  });
 });

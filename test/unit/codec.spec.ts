@@ -268,6 +268,67 @@ describe('codec', () => {
     });
   });
 
+  describe('SHA-256', () => {
+    // Mixed case: neither all upper nor all lower, so both transforms are told apart.
+    const MIXED = '9C1e5D2b'.repeat(8);
+    const LOWER = MIXED.toLowerCase();
+
+    it('accepts upper-case hex digits in a task and lower-cases them', () => {
+      const task = decodeServerMessage(
+        JSON.stringify({
+          ...validTask,
+          packages: [{ name: 'web.tgz', sha256: MIXED, size: 1 }],
+          tool: { name: 'calamari', version: '28.1.0', bundle: { sha256: MIXED, size: 1 } },
+        }),
+      );
+      assert.ok(task.type === 'task');
+      assert.equal(task.packages[0]?.sha256, LOWER);
+      assert.equal(task.tool?.bundle.sha256, LOWER);
+      assert.equal(
+        parseTask({ ...validTask, packages: [{ name: 'p', sha256: MIXED, size: 1 }] }).packages[0]
+          ?.sha256,
+        LOWER,
+      );
+    });
+
+    it('accepts upper-case hex digits in blob messages and lower-cases them', () => {
+      const begin = decodeServerMessage(
+        JSON.stringify({ type: 'blob-begin', transfer: 1, sha256: MIXED, size: 1 }),
+      );
+      assert.ok(begin.type === 'blob-begin');
+      assert.equal(begin.sha256, LOWER);
+      const missing = decodeServerMessage(JSON.stringify({ type: 'blob-missing', sha256: MIXED }));
+      assert.ok(missing.type === 'blob-missing');
+      assert.equal(missing.sha256, LOWER);
+      const request = decodeAgentMessage(JSON.stringify({ type: 'blob-request', sha256: MIXED }));
+      assert.ok(request.type === 'blob-request');
+      assert.equal(request.sha256, LOWER);
+      const artifact = decodeAgentMessage(
+        JSON.stringify({
+          ...envelope,
+          seq: 6,
+          kind: 'artifact',
+          name: 'r',
+          path: '/r',
+          size: 1,
+          sha256: MIXED,
+        }),
+      );
+      assert.ok(artifact.type === 'event' && artifact.kind === 'artifact');
+      assert.equal(artifact.sha256, LOWER);
+    });
+
+    it('still refuses what is not 64 hex digits', () => {
+      for (const sha256 of ['G'.repeat(64), 'a'.repeat(63), 'a'.repeat(65)]) {
+        expectInvalid(
+          () => decodeServerMessage(JSON.stringify({ type: 'blob-missing', sha256 })),
+          'invalid-message',
+          sha256,
+        );
+      }
+    });
+  });
+
   it('strips unknown fields, at the top and nested', () => {
     const decoded = decodeAgentMessage(
       JSON.stringify({

@@ -8,7 +8,12 @@ import {
   InvalidTaskError,
   parseTask,
 } from '../../protocol/codec.js';
-import { CuttleError, InvalidMessageError } from '../../protocol/errors.js';
+import {
+  clipText,
+  CuttleError,
+  InvalidMessageError,
+  MAX_ERROR_TEXT_CHARS,
+} from '../../protocol/errors.js';
 import type { AgentMessage, ServerMessage } from '../../protocol/messages.js';
 
 const SHA = 'a'.repeat(64);
@@ -265,6 +270,45 @@ describe('codec', () => {
           /syntax/.test(error.message),
       );
       assert.equal(parseTask(validTask).taskId, 'T-42');
+    });
+  });
+
+  describe('error text', () => {
+    it('lists the first ten issues and counts the rest', () => {
+      const variables = Array.from({ length: 40_000 }, () => ({ name: 1, value: '' }));
+      try {
+        decodeServerMessage(JSON.stringify({ ...validTask, variables }));
+        assert.fail('expected InvalidTaskError');
+      } catch (error) {
+        assert.ok(error instanceof InvalidTaskError, String(error));
+        const listed = error.message.split('; ');
+        assert.equal(listed.length, 11);
+        assert.equal(listed[0], 'task.variables.0.name: expected string, received number');
+        assert.equal(listed[9], 'task.variables.9.name: expected string, received number');
+        assert.equal(listed[10], 'and 39990 more issues');
+      }
+    });
+
+    it('clips an unknown type and a ref that the message echoes', () => {
+      const error = expectInvalid(
+        () => decodeServerMessage(JSON.stringify({ type: 't'.repeat(500_000), taskId: 'x' })),
+        'unknown-type',
+        'x',
+      );
+      assert.ok(error.message.length < 200, `${error.message.length} characters`);
+      expectInvalid(
+        () => decodeServerMessage(JSON.stringify({ type: 'cancel', taskId: 'x'.repeat(500_000) })),
+        'invalid-message',
+        `${'x'.repeat(128)}… (499872 more characters)`,
+      );
+    });
+
+    it('clipText cuts long text, saying how much, and never half a surrogate pair', () => {
+      assert.equal(clipText('short'), 'short');
+      const long = clipText('a'.repeat(MAX_ERROR_TEXT_CHARS + 5));
+      assert.equal(long, `${'a'.repeat(MAX_ERROR_TEXT_CHARS)}… (5 more characters)`);
+      // '😀' is two UTF-16 units: a cut after 3 units would keep a lone high surrogate.
+      assert.equal(clipText('ab😀cd', 3), 'ab… (4 more characters)');
     });
   });
 

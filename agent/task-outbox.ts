@@ -49,6 +49,11 @@ export class TaskOutbox {
   #inFlightBytes = 0;
   /** True once the server resumed (or was given) this task on the current connection. */
   #live = false;
+  /**
+   * Counts resumes and disconnects: a send loop that awaited across one belongs to an earlier
+   * connection, and must not send what it read on the current one.
+   */
+  #connectionRound = 0;
   #pumping = false;
   /** pump() was called while a send loop ran: run it once more when it ends. */
   #again = false;
@@ -65,6 +70,10 @@ export class TaskOutbox {
     limits: OutboxLimits = DEFAULT_OUTBOX_LIMITS,
   ) {
     this.journal = journal;
+    // Compaction drops only acknowledged events: for a journal loaded after a restart they are
+    // the acks the agent still knows of, and a resume below them restarts at the first held.
+    this.#acked = journal.compactedSeq;
+    this.#next = this.#acked + 1;
     this.#onError = onError;
     this.#channel = channel;
     this.#limits = limits;
@@ -85,12 +94,14 @@ export class TaskOutbox {
     this.#next = this.#acked + 1;
     this.#inFlightBytes = 0;
     this.#live = true;
+    this.#connectionRound += 1;
     this.#wakeProducers();
     this.pump();
   }
 
   disconnected(): void {
     this.#live = false;
+    this.#connectionRound += 1;
     this.#wakeProducers();
     clearTimeout(this.#retry);
     this.#failing = false;
@@ -142,6 +153,7 @@ export class TaskOutbox {
   }
 
   async #send(): Promise<void> {
+    const round = this.#connectionRound;
     try {
       while (
         this.#live &&
@@ -152,6 +164,8 @@ export class TaskOutbox {
       ) {
         const seq = this.#next;
         const text = await this.journal.read(seq);
+        // Resumed or disconnected meanwhile: the resume's pump() restarts the loop from its fromSeq.
+        if (round !== this.#connectionRound) return;
         const artifact = artifactOf(text);
         // An artifact's blob goes first, every time its event is (re-)sent (section 2).
         if (artifact !== undefined) {
@@ -160,9 +174,11 @@ export class TaskOutbox {
             artifact.sha256,
             artifact.size,
           );
+          // The event without its blob would be refused on a connection that did not get it.
+          if (round !== this.#connectionRound) return;
         }
         await this.#channel.sendText(text);
-        if (seq !== this.#next) return; // resumed meanwhile: that call restarts the loop
+        if (round !== this.#connectionRound) return;
         this.#next += 1;
         this.#inFlightBytes += this.journal.sizeOf(seq);
         if (this.#roomWaiters.length > 0) this.#wakeProducers();
@@ -170,6 +186,8 @@ export class TaskOutbox {
       this.#failing = false;
       this.#retryBackoff.reset();
     } catch (error) {
+      // A failure of an earlier connection's send says nothing about the current one.
+      if (round !== this.#connectionRound) return;
       // A connection that went away is expected: sending resumes from the next welcome's fromSeq.
       if (!this.#channel.connected) {
         this.#live = false;

@@ -12,7 +12,13 @@ import { TLSSocket } from 'node:tls';
 import WebSocket from 'ws';
 import { Backoff } from './backoff.js';
 import { decodeBlobFrame, decodeServerMessage, encodeMessage, InvalidTaskError } from './codec.js';
-import { asCuttleError, CuttleError, InvalidMessageError } from './errors.js';
+import {
+  asCuttleError,
+  clipText,
+  CuttleError,
+  InvalidMessageError,
+  MAX_REF_CHARS,
+} from './errors.js';
 import { Heartbeat } from './heartbeat.js';
 import { writeMaskedBinaryFrame } from './masked-binary-frame.js';
 import {
@@ -324,10 +330,16 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     });
     socket.on('open', () => this.#onOpen(attempt));
     socket.on('message', (data, isBinary) => {
-      attempt.heartbeat.alive();
-      const bytes = rawDataToBuffer(data);
-      if (isBinary) this.#onBinary(attempt, bytes);
-      else this.#onText(attempt, bytes);
+      // A throw out of a ws listener is uncaught and ends the agent: whatever goes wrong with one
+      // frame (here or in a listener of ours) costs that frame only.
+      try {
+        attempt.heartbeat.alive();
+        const bytes = rawDataToBuffer(data);
+        if (isBinary) this.#onBinary(attempt, bytes);
+        else this.#onText(attempt, bytes);
+      } catch (error) {
+        this.#onHandlingFailure(error);
+      }
     });
     socket.on('ping', () => attempt.heartbeat.alive());
     socket.on('pong', () => attempt.heartbeat.alive());
@@ -472,21 +484,24 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     this.emit('blob-frame', frame.transfer, frame.chunk);
   }
 
-  /** Answers a frame that failed validation, keeping the connection (PROTOCOL.md section 1). */
+  /**
+   * Answers a frame that failed validation, keeping the connection (PROTOCOL.md section 1). The
+   * text is clipped so that the answer fits in a text frame, whatever the frame was.
+   */
   #answerInvalid(attempt: Attempt, error: unknown): void {
     if (error instanceof InvalidTaskError) {
       this.#reply(attempt, {
         type: 'rejected',
         taskId: error.taskId,
         code: 'invalid-task',
-        message: error.message,
+        message: clipText(error.message),
       });
     } else if (error instanceof InvalidMessageError) {
       this.#reply(attempt, {
         type: 'error',
         code: error.code,
-        message: error.message,
-        ...(error.ref === undefined ? {} : { ref: error.ref }),
+        message: clipText(error.message),
+        ...(error.ref === undefined ? {} : { ref: clipText(error.ref, MAX_REF_CHARS) }),
       });
     } else {
       // Not a validation failure: a bug here, not the server's fault. Report it, answer nothing.
@@ -495,6 +510,21 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     }
     this.#logger.warn(`invalid message from the server: ${error.message}`, { code: error.code });
     this.emit('problem', error);
+  }
+
+  /** A throw while handling one frame: a bug, not the server's fault. Reported, not answered. */
+  #onHandlingFailure(error: unknown): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    const failure = new CuttleError(
+      'internal',
+      `a frame from the server could not be handled: ${clipText(reason)}`,
+      { cause: error },
+    );
+    try {
+      this.#reportProblem(failure);
+    } catch {
+      // A 'problem' listener failed too; #reportProblem logged the failure before calling it.
+    }
   }
 
   /** Sends on a socket that may not be welcomed yet (hello, answers to invalid frames). */

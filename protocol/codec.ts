@@ -3,7 +3,7 @@
  * sees an unvalidated object.
  */
 import * as v from 'valibot';
-import { CuttleError, InvalidMessageError } from './errors.js';
+import { clipText, CuttleError, InvalidMessageError, MAX_REF_CHARS } from './errors.js';
 import {
   agentMessageSchema,
   MAX_BLOB_CHUNK_BYTES,
@@ -87,14 +87,22 @@ function keyword(value: unknown): string {
 /** Parse options for input whose errors a user reads: messages from `issueMessage`. */
 export const READABLE_ISSUES: v.Config<v.BaseIssue<unknown>> = { message: issueMessage };
 
-/** Formats issues as `task.container.image: expected string, received number`, path first. */
+/** Issues listed in an error's text; the rest are counted (a task with 40,000 bad variables). */
+export const MAX_LISTED_ISSUES = 10;
+
+/**
+ * Formats issues as `task.container.image: expected string, received number`, path first: the
+ * first MAX_LISTED_ISSUES of them, then how many more, at most MAX_ERROR_TEXT_CHARS in all, so
+ * the answer that carries it fits in a text frame.
+ */
 export function describeIssues(prefix: string, issues: readonly v.BaseIssue<unknown>[]): string {
-  return issues
-    .map((issue) => {
-      const path = [prefix, v.getDotPath(issue) ?? ''].filter((p) => p !== '').join('.');
-      return `${path}: ${issue.message}`;
-    })
-    .join('; ');
+  const listed = issues.slice(0, MAX_LISTED_ISSUES).map((issue) => {
+    const path = [prefix, v.getDotPath(issue) ?? ''].filter((p) => p !== '').join('.');
+    return `${path}: ${issue.message}`;
+  });
+  const more = issues.length - listed.length;
+  if (more > 0) listed.push(`and ${more} more issue${more === 1 ? '' : 's'}`);
+  return clipText(listed.join('; '));
 }
 
 function parseObject(text: string): Record<string, unknown> {
@@ -115,7 +123,10 @@ function parseObject(text: string): Record<string, unknown> {
 
 function refOf(object: Record<string, unknown>): string | undefined {
   const ref = object.taskId ?? object.transfer ?? object.sha256;
-  return typeof ref === 'string' || typeof ref === 'number' ? String(ref) : undefined;
+  // Not validated yet: it may be as long as the frame.
+  return typeof ref === 'string' || typeof ref === 'number'
+    ? clipText(String(ref), MAX_REF_CHARS)
+    : undefined;
 }
 
 function decodeWith<TSchema extends v.GenericSchema>(
@@ -130,7 +141,11 @@ function decodeWith<TSchema extends v.GenericSchema>(
     throw new InvalidMessageError('invalid-message', 'message has no string "type"', refOf(object));
   }
   if (!knownTypes.has(type)) {
-    throw new InvalidMessageError('unknown-type', `unknown message type "${type}"`, refOf(object));
+    throw new InvalidMessageError(
+      'unknown-type',
+      `unknown message type "${clipText(type, MAX_REF_CHARS)}"`,
+      refOf(object),
+    );
   }
   onTask?.(object);
   const parsed = v.safeParse(schema, object, READABLE_ISSUES);

@@ -67,6 +67,23 @@ export class BlobCorruptError extends CuttleError {
   }
 }
 
+/**
+ * Most characters of text an `error` or `rejected` answer carries. A character is at most 6 bytes
+ * of JSON (`\uXXXX`), so an answer stays far below the 1 MiB text frame limit, whatever the
+ * message it answers quoted or however many faults it had.
+ */
+export const MAX_ERROR_TEXT_CHARS = 8 * 1024;
+/** Most characters of an answer's `ref`: a taskId has at most 128, a SHA-256 64. */
+export const MAX_REF_CHARS = 128;
+
+/** `text` cut to `maxChars` characters (not splitting a surrogate pair), saying what was cut. */
+export function clipText(text: string, maxChars = MAX_ERROR_TEXT_CHARS): string {
+  if (text.length <= maxChars) return text;
+  const high = text.charCodeAt(maxChars - 1);
+  const end = high >= 0xd800 && high <= 0xdbff ? maxChars - 1 : maxChars;
+  return `${text.slice(0, end)}… (${text.length - end} more characters)`;
+}
+
 export function isErrorCode(value: string): value is ErrorCode {
   return ERROR_CODES.some((code) => code === value);
 }

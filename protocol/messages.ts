@@ -31,9 +31,14 @@ const intFrom = (min: number) => v.pipe(v.number(), v.safeInteger(), v.minValue(
 const intBetween = (min: number, max: number) =>
   v.pipe(v.number(), v.safeInteger(), v.minValue(min), v.maxValue(max));
 const nonEmpty = v.pipe(v.string(), v.minLength(1));
+/**
+ * PROTOCOL.md does not fix the case of hex digits: either is accepted, and lower-cased here so
+ * that every comparison, cache key and file name past the boundary sees one form.
+ */
 const sha256Schema = v.pipe(
   v.string(),
-  v.regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits'),
+  v.regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits'),
+  v.toLowerCase(),
 );
 const seqSchema = intFrom(1);
 const sizeSchema = intFrom(0);

@@ -160,6 +160,11 @@ export class TaskJournal {
     return this.#base + this.#offsets.length - 1;
   }
 
+  /** The last event compacted away (0 if none): the journal holds the events after it. */
+  get compactedSeq(): number {
+    return this.#base;
+  }
+
   /** True once a `result` event is in the journal. */
   get finished(): boolean {
     return this.#finished;

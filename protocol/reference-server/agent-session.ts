@@ -10,9 +10,11 @@ import { decodeAgentMessage, decodeBlobFrame, encodeMessage } from '../codec.js'
 import { rawDataToBuffer } from '../raw-data.js';
 import {
   asCuttleError,
+  clipText,
   CuttleError,
   InvalidMessageError,
   isErrorCode,
+  MAX_REF_CHARS,
   type ErrorCode,
 } from '../errors.js';
 import {
@@ -129,14 +131,24 @@ export class AgentSession {
     return this.sendRaw(frame);
   }
 
-  /** Answers `error`; a code that is not a wire code (a local failure) goes out as `internal`. */
+  /**
+   * Answers `error`; a code that is not a wire code (a local failure) goes out as `internal`. The
+   * text is clipped: an agent closes the connection (1009) on a frame over its limit.
+   */
   sendError(
     code: CuttleError['code'],
     message: string,
     about: { ref?: string; transfer?: number } = {},
   ): void {
     const wireCode: ErrorCode = isErrorCode(code) ? code : 'internal';
-    this.post({ type: 'error', code: wireCode, message, ...about });
+    const { ref, transfer } = about;
+    this.post({
+      type: 'error',
+      code: wireCode,
+      message: clipText(message),
+      ...(ref === undefined ? {} : { ref: clipText(ref, MAX_REF_CHARS) }),
+      ...(transfer === undefined ? {} : { transfer }),
+    });
   }
 
   close(code: number, reason: string): void {

@@ -17,8 +17,15 @@ import {
   type ServerMessageAfterWelcome,
 } from '../../protocol/agent-connection.js';
 import { decodeAgentMessage, encodeMessage } from '../../protocol/codec.js';
-import { CuttleError } from '../../protocol/errors.js';
-import type { AgentMessage, Hello, ServerMessage, Welcome } from '../../protocol/messages.js';
+import { CuttleError, MAX_ERROR_TEXT_CHARS } from '../../protocol/errors.js';
+import {
+  MAX_TEXT_FRAME_BYTES,
+  type AgentMessage,
+  type Hello,
+  type ServerMessage,
+  type Welcome,
+} from '../../protocol/messages.js';
+import { AgentSession, type SessionHost } from '../../protocol/reference-server/agent-session.js';
 import { certificateFingerprint, formatFingerprint } from '../../protocol/tls-pin.js';
 import { eventually } from '../support/eventually.js';
 
@@ -38,6 +45,8 @@ class Peer {
   readonly messages: AgentMessage[] = [];
   readonly undecodable: string[] = [];
   readonly binaries: Buffer[] = [];
+  /** The size in bytes of every text frame, as received. */
+  readonly textBytes: number[] = [];
   /** Valid messages and binary frames together, in the order they arrived. */
   readonly arrivals: (AgentMessage | Buffer)[] = [];
   readonly openedAt = performance.now();
@@ -56,6 +65,7 @@ class Peer {
         return;
       }
       const text = Buffer.isBuffer(data) ? data.toString('utf8') : '';
+      this.textBytes.push(Buffer.isBuffer(data) ? data.byteLength : 0);
       try {
         // Validating what the agent sends with the protocol's own decoder.
         const message = decodeAgentMessage(text);
@@ -563,6 +573,111 @@ describe('AgentConnection (against a minimal fake server)', function () {
       assert.match(rejected?.message ?? '', /script\.syntax/);
       assert.deepEqual(agent.messages, []);
       assert.equal(agent.connection.connected, true);
+    });
+
+    it('answers frames with thousands of faults or a huge ref within the frame limit, and stays connected', async () => {
+      const fake = await server();
+      const agent = connect({ url: fake.url() });
+      await eventually(() => agent.welcomes.length === 1, 'welcome');
+      const peer = fake.peer(0);
+      // A task with 40,000 invalid variables (~880 KB): unbounded, its `rejected` was ~2.4 MB,
+      // and the throw of the size check in the ws listener ended the agent.
+      const manyFaults = JSON.stringify({
+        type: 'task',
+        taskId: 'T-big',
+        script: { syntax: 'sh', body: 'true' },
+        variables: Array.from({ length: 40_000 }, () => ({ name: 1, value: '' })),
+      });
+      assert.ok(Buffer.byteLength(manyFaults) < MAX_TEXT_FRAME_BYTES);
+      peer.socket.send(manyFaults);
+      // A cancel whose taskId fills the frame: echoed as `ref`, the `error` was over the limit.
+      const hugeRef = JSON.stringify({
+        type: 'cancel',
+        taskId: 'x'.repeat(MAX_TEXT_FRAME_BYTES - 40),
+      });
+      assert.ok(Buffer.byteLength(hugeRef) <= MAX_TEXT_FRAME_BYTES);
+      peer.socket.send(hugeRef);
+      peer.send({ type: 'ack', taskId: 'T-3', seq: 4 });
+
+      await eventually(() => agent.messages.length === 1, 'the valid ack after them', 5_000);
+      await eventually(
+        () => peer.ofType('error').length === 1,
+        'the error about the cancel',
+        5_000,
+      );
+      const rejected = peer.ofType('rejected');
+      assert.equal(rejected.length, 1);
+      assert.equal(rejected[0]?.taskId, 'T-big');
+      assert.equal(rejected[0]?.code, 'invalid-task');
+      assert.match(rejected[0]?.message ?? '', /^task\.variables\.0\.name: expected string/);
+      assert.match(rejected[0]?.message ?? '', /and 39990 more issues$/);
+      const error = peer.ofType('error')[0];
+      assert.equal(error?.code, 'invalid-message');
+      assert.ok((error?.ref?.length ?? 0) < 200, 'the ref is clipped');
+      assert.ok(Math.max(...peer.textBytes) <= MAX_TEXT_FRAME_BYTES, 'every answer fits');
+      assert.deepEqual(peer.undecodable, []);
+      assert.equal(agent.connection.connected, true);
+      assert.deepEqual(agent.disconnects, []);
+      assert.equal(fake.peers.length, 1);
+    });
+
+    it('survives a listener that throws, reporting it as internal, and handles the next frame', async () => {
+      const fake = await server();
+      const agent = connect({ url: fake.url() });
+      await eventually(() => agent.welcomes.length === 1, 'welcome');
+      agent.connection.on('message', (message) => {
+        if (message.type === 'drain') throw new Error('a bug in a listener');
+      });
+      const peer = fake.peer(0);
+      peer.send({ type: 'drain' });
+      peer.send({ type: 'ack', taskId: 'T-3', seq: 4 });
+      await eventually(() => agent.messages.length === 2, 'the drain and the ack after it', 5_000);
+      const internal = agent.problems.filter((problem) => problem.code === 'internal');
+      assert.equal(internal.length, 1);
+      assert.match(internal[0]?.message ?? '', /a bug in a listener/);
+      assert.equal(agent.connection.connected, true);
+      assert.deepEqual(agent.disconnects, []);
+      // A bug of the agent's own is not the server's fault: nothing is answered.
+      assert.deepEqual(peer.ofType('error'), []);
+    });
+
+    it("gets the reference server's errors clipped to fit in a frame, so it stays connected", async () => {
+      const fake = await server();
+      const failures: CuttleError[] = [];
+      const host: SessionHost = {
+        onHello: async () => undefined,
+        onMessage: async () => undefined,
+        onAnyMessage: () => undefined,
+        blobDestination: () => assert.fail('no blobs in this test'),
+        onBlobReceived: () => undefined,
+        onClose: () => undefined,
+        onFailure: (error) => failures.push(error),
+        onInboxEmpty: () => undefined,
+      };
+      let session: AgentSession | undefined;
+      fake.onPeer = (peer) => {
+        session = new AgentSession(peer.socket, host, 15_000);
+        peer.afterHello(() => peer.welcome());
+      };
+      const agent = connect({ url: fake.url() });
+      await eventually(() => agent.welcomes.length === 1, 'welcome');
+      // Unclipped, a frame over the agent's limit: it closed the connection with 1009.
+      session?.sendError('internal', 'x'.repeat(2 * MAX_TEXT_FRAME_BYTES), {
+        ref: 'y'.repeat(MAX_TEXT_FRAME_BYTES),
+      });
+      await eventually(
+        () => agent.messages.length === 1 || agent.disconnects.length > 0,
+        'the error, or a disconnect',
+        5_000,
+      );
+      assert.deepEqual(agent.disconnects, []);
+      const error = agent.messages[0];
+      assert.ok(error?.type === 'error');
+      assert.equal(error.code, 'internal');
+      assert.ok(error.message.length < MAX_ERROR_TEXT_CHARS + 100, 'the message is clipped');
+      assert.ok((error.ref?.length ?? 0) < 200, 'the ref is clipped');
+      assert.equal(agent.connection.connected, true);
+      assert.deepEqual(failures, []);
     });
 
     it('passes blob frames on with their transfer number', async () => {

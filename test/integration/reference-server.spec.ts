@@ -9,9 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BlobReceiver, hashFile, sendBlob } from '../../protocol/blob-stream.js';
-import { decodeBlobFrame } from '../../protocol/codec.js';
+import { decodeBlobFrame, encodeMessage } from '../../protocol/codec.js';
 import { BlobCorruptError, CuttleError } from '../../protocol/errors.js';
-import type { AgentMessage, TaskEvent } from '../../protocol/messages.js';
+import {
+  MAX_TEXT_FRAME_BYTES,
+  type AgentMessage,
+  type TaskEvent,
+} from '../../protocol/messages.js';
 import {
   ReferenceServer,
   type ReferenceServerOptions,
@@ -498,6 +502,26 @@ describe('ReferenceServer (against a raw ws fake agent)', function () {
       server.submit(task('T-1'));
       assert.equal((await agent.next('task')).taskId, 'T-1');
       assert.equal(server.connectedAgents().length, 1);
+    });
+
+    it('answers a message with 120,000 faults with an error that fits in a frame', async () => {
+      const { agent } = await joinAgent();
+      // 40,000 entries of three faults each (~520 KB): unbounded, the error was ~6 MB, which an
+      // agent (frames up to 1 MiB) refuses by closing the connection.
+      const frame = JSON.stringify({
+        ...makeHello(),
+        tasks: Array.from({ length: 40_000 }, () => ({ taskId: 1 })),
+      });
+      assert.ok(Buffer.byteLength(frame) < MAX_TEXT_FRAME_BYTES);
+      await agent.sendRaw(frame);
+      const error = await agent.next('error');
+      assert.equal(error.code, 'invalid-message');
+      assert.match(error.message, /^hello\.tasks\.0\.taskId: expected string/);
+      assert.match(error.message, /and 119990 more issues$/);
+      assert.ok(Buffer.byteLength(encodeMessage(error)) <= MAX_TEXT_FRAME_BYTES);
+      // Still open and still served.
+      server.submit(task('T-1'));
+      assert.equal((await agent.next('task')).taskId, 'T-1');
     });
 
     it('lets tests send raw frames to the agent', async () => {

@@ -8,7 +8,12 @@ import {
   InvalidTaskError,
   parseTask,
 } from '../../protocol/codec.js';
-import { CuttleError, InvalidMessageError } from '../../protocol/errors.js';
+import {
+  clipText,
+  CuttleError,
+  InvalidMessageError,
+  MAX_ERROR_TEXT_CHARS,
+} from '../../protocol/errors.js';
 import type { AgentMessage, ServerMessage } from '../../protocol/messages.js';
 
 const SHA = 'a'.repeat(64);
@@ -265,6 +270,106 @@ describe('codec', () => {
           /syntax/.test(error.message),
       );
       assert.equal(parseTask(validTask).taskId, 'T-42');
+    });
+  });
+
+  describe('error text', () => {
+    it('lists the first ten issues and counts the rest', () => {
+      const variables = Array.from({ length: 40_000 }, () => ({ name: 1, value: '' }));
+      try {
+        decodeServerMessage(JSON.stringify({ ...validTask, variables }));
+        assert.fail('expected InvalidTaskError');
+      } catch (error) {
+        assert.ok(error instanceof InvalidTaskError, String(error));
+        const listed = error.message.split('; ');
+        assert.equal(listed.length, 11);
+        assert.equal(listed[0], 'task.variables.0.name: expected string, received number');
+        assert.equal(listed[9], 'task.variables.9.name: expected string, received number');
+        assert.equal(listed[10], 'and 39990 more issues');
+      }
+    });
+
+    it('clips an unknown type and a ref that the message echoes', () => {
+      const error = expectInvalid(
+        () => decodeServerMessage(JSON.stringify({ type: 't'.repeat(500_000), taskId: 'x' })),
+        'unknown-type',
+        'x',
+      );
+      assert.ok(error.message.length < 200, `${error.message.length} characters`);
+      expectInvalid(
+        () => decodeServerMessage(JSON.stringify({ type: 'cancel', taskId: 'x'.repeat(500_000) })),
+        'invalid-message',
+        `${'x'.repeat(128)}… (499872 more characters)`,
+      );
+    });
+
+    it('clipText cuts long text, saying how much, and never half a surrogate pair', () => {
+      assert.equal(clipText('short'), 'short');
+      const long = clipText('a'.repeat(MAX_ERROR_TEXT_CHARS + 5));
+      assert.equal(long, `${'a'.repeat(MAX_ERROR_TEXT_CHARS)}… (5 more characters)`);
+      // '😀' is two UTF-16 units: a cut after 3 units would keep a lone high surrogate.
+      assert.equal(clipText('ab😀cd', 3), 'ab… (4 more characters)');
+    });
+  });
+
+  describe('SHA-256', () => {
+    // Mixed case: neither all upper nor all lower, so both transforms are told apart.
+    const MIXED = '9C1e5D2b'.repeat(8);
+    const LOWER = MIXED.toLowerCase();
+
+    it('accepts upper-case hex digits in a task and lower-cases them', () => {
+      const task = decodeServerMessage(
+        JSON.stringify({
+          ...validTask,
+          packages: [{ name: 'web.tgz', sha256: MIXED, size: 1 }],
+          tool: { name: 'calamari', version: '28.1.0', bundle: { sha256: MIXED, size: 1 } },
+        }),
+      );
+      assert.ok(task.type === 'task');
+      assert.equal(task.packages[0]?.sha256, LOWER);
+      assert.equal(task.tool?.bundle.sha256, LOWER);
+      assert.equal(
+        parseTask({ ...validTask, packages: [{ name: 'p', sha256: MIXED, size: 1 }] }).packages[0]
+          ?.sha256,
+        LOWER,
+      );
+    });
+
+    it('accepts upper-case hex digits in blob messages and lower-cases them', () => {
+      const begin = decodeServerMessage(
+        JSON.stringify({ type: 'blob-begin', transfer: 1, sha256: MIXED, size: 1 }),
+      );
+      assert.ok(begin.type === 'blob-begin');
+      assert.equal(begin.sha256, LOWER);
+      const missing = decodeServerMessage(JSON.stringify({ type: 'blob-missing', sha256: MIXED }));
+      assert.ok(missing.type === 'blob-missing');
+      assert.equal(missing.sha256, LOWER);
+      const request = decodeAgentMessage(JSON.stringify({ type: 'blob-request', sha256: MIXED }));
+      assert.ok(request.type === 'blob-request');
+      assert.equal(request.sha256, LOWER);
+      const artifact = decodeAgentMessage(
+        JSON.stringify({
+          ...envelope,
+          seq: 6,
+          kind: 'artifact',
+          name: 'r',
+          path: '/r',
+          size: 1,
+          sha256: MIXED,
+        }),
+      );
+      assert.ok(artifact.type === 'event' && artifact.kind === 'artifact');
+      assert.equal(artifact.sha256, LOWER);
+    });
+
+    it('still refuses what is not 64 hex digits', () => {
+      for (const sha256 of ['G'.repeat(64), 'a'.repeat(63), 'a'.repeat(65)]) {
+        expectInvalid(
+          () => decodeServerMessage(JSON.stringify({ type: 'blob-missing', sha256 })),
+          'invalid-message',
+          sha256,
+        );
+      }
     });
   });
 

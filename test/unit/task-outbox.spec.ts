@@ -83,4 +83,57 @@ describe('TaskOutbox', () => {
     await eventually(() => channel.sent.length === 5, 'all five events sent after the resume');
     assert.deepEqual(errors, [], 'a lost connection is not an error');
   });
+
+  it('does not send an event read for an earlier connection on the next one', async () => {
+    // Holds the journal's first read of event 3 until released, to disconnect and resume then.
+    const read = journal.read.bind(journal);
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let holding = false;
+    journal.read = async (seq) => {
+      if (seq === 3 && !holding) {
+        holding = true;
+        await released;
+      }
+      return read(seq);
+    };
+    const channel = new RecordingChannel();
+    const errors: unknown[] = [];
+    const outbox = new TaskOutbox(journal, channel, (error) => errors.push(error));
+    outbox.resume(1);
+    await eventually(() => holding, 'the read of event 3 is held');
+    assert.deepEqual(channel.sent, [1, 2]);
+    // The connection drops and a new one resumes from 2 while event 3 is being read.
+    outbox.disconnected();
+    const firstConnection = channel.sent.splice(0);
+    outbox.resume(2);
+    release();
+    await eventually(() => channel.sent.length >= 4, 'events 2 to 5 on the new connection');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(firstConnection, [1, 2]);
+    assert.deepEqual(channel.sent, [2, 3, 4, 5], 'from fromSeq on, in order, nothing before');
+    assert.deepEqual(errors, []);
+  });
+
+  it('after a restart, takes compacted events as acknowledged and resumes below them from the first held', async () => {
+    for (let i = 6; i <= 10; i++) {
+      await journal.append({ kind: 'log', stream: 'stdout', level: 'info', lines: [`line ${i}`] });
+    }
+    await journal.compact(6, 0);
+    await journal.close();
+    // The agent restarts: its journal is loaded, and the outbox knows no ack but the compaction.
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.ok(loaded !== undefined);
+    journal = loaded;
+    assert.equal(journal.compactedSeq, 6);
+    const channel = new RecordingChannel();
+    const errors: unknown[] = [];
+    const outbox = new TaskOutbox(journal, channel, (error) => errors.push(error));
+    // What the agent compares fromSeq with, to answer a resume below it with `error`.
+    assert.equal(outbox.ackedSeq, 6);
+    outbox.resume(1);
+    await eventually(() => channel.sent.length === 4, 'events 7 to 10 sent', 3_000);
+    assert.deepEqual(channel.sent, [7, 8, 9, 10]);
+    assert.deepEqual(errors, [], 'no read of a compacted event');
+  });
 });

@@ -13,6 +13,7 @@ import {
 } from '../protocol/index.js';
 import {
   AgentHome,
+  JournalLeftoverError,
   listWorkFolders,
   PackageCache,
   removeWorkFolder,
@@ -345,12 +346,18 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Takes over what a previous run of this agent left: journals, containers, work folders. */
   async #recover(): Promise<void> {
-    const journals = await TaskJournal.loadAll(this.home.journalDir, (error) =>
+    const journals = await TaskJournal.loadAll(this.home.journalDir, (error) => {
+      if (error instanceof JournalLeftoverError) {
+        // What a crash left that nothing can load: removed, or to be removed at the next start.
+        const level = error.removed ? 'info' : 'warn';
+        this.#logger[level]('cleaning the journals up after a crash', { error: error.message });
+        return;
+      }
       this.#logger.error('a task journal cannot be read; it is left in place', {
         path: error.path,
         error: error.message,
-      }),
-    );
+      });
+    });
     // Steps that outlived the previous run: their containers keep running (the agent never ties
     // a container's life to its own), and their journals say where they were.
     const takeOver: { taskId: string; info: RunInfo | undefined }[] = [];

@@ -202,7 +202,7 @@ describe('taking a step over after a restart, at moments too short for a real ki
     // Killed while b was hashed: a's event is journalled, with the count in its checkpoint.
     const checkpoint: OutputCheckpoint = { out: stdout.length, err: 0, marks, collected: 1 };
     await s.journal.append({ kind: 'state', state: 'collecting' });
-    const kept = await s.journal.keepArtifact(a);
+    const kept = await s.journal.keepArtifact(a, { mayLink: true });
     await s.journal.append({ kind: 'artifact', name: 'a.txt', path: a, ...kept }, () => checkpoint);
     await resume(s, runInfo(s, await container(s, 'true')), checkpoint);
 

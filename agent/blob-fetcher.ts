@@ -12,6 +12,7 @@ import {
   type BlobBegin,
   type BlobEnd,
   type BlobMissing,
+  type BlobReceiverOptions,
 } from '../protocol/index.js';
 import type { PackageCache } from '../workspace/index.js';
 
@@ -23,19 +24,25 @@ interface Wanted {
   reject: (error: CuttleError) => void;
 }
 
+export interface BlobFetcherOptions {
+  /** How a transfer's temp file is opened (tests play a slow disk); see BlobReceiverOptions. */
+  openFile?: BlobReceiverOptions['openFile'];
+}
+
 export class BlobFetcher {
   readonly #connection: AgentConnection;
   readonly #cache: PackageCache;
-  readonly #receiver = new BlobReceiver();
+  readonly #receiver: BlobReceiver;
   readonly #wanted = new Map<string, Wanted>();
   /** Transfer number → sha256, for the transfers this fetcher accepted. */
   readonly #transfers = new Map<number, string>();
   /** Frames are written in arrival order. */
   #chain: Promise<unknown> = Promise.resolve();
 
-  constructor(connection: AgentConnection, cache: PackageCache) {
+  constructor(connection: AgentConnection, cache: PackageCache, options: BlobFetcherOptions = {}) {
     this.#connection = connection;
     this.#cache = cache;
+    this.#receiver = new BlobReceiver({ openFile: options.openFile });
   }
 
   /** Resolves once the blob is in the cache (at once if it already is). */

@@ -4,9 +4,10 @@
  * `blob-begin`, binary frames and `blob-end`. Neither side ever holds a whole blob in memory.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { Writable } from 'node:stream';
 import { BlobCorruptError, CuttleError, InvalidMessageError } from './errors.js';
 import { MAX_BLOB_CHUNK_BYTES, type BlobBegin, type BlobEnd } from './messages.js';
 
@@ -20,7 +21,7 @@ interface OpenTransfer {
   readonly begin: BlobBegin;
   readonly destinationPath: string;
   readonly tempPath: string;
-  readonly stream: WriteStream;
+  readonly stream: Writable;
   readonly hash: Hash;
   received: number;
   failure: Error | undefined;
@@ -33,9 +34,22 @@ interface OpenTransfer {
  */
 export const WRITE_AHEAD_BYTES = 8 * 1024 * 1024;
 
+export interface BlobReceiverOptions {
+  /**
+   * Creates a transfer's temp file (which must not exist yet) and returns its stream. Default: a
+   * file stream readable by its owner alone; tests pass a slow one to play a slow disk.
+   */
+  openFile?: (path: string) => Writable;
+}
+
 /** Tracks the incoming transfers of one connection; `abortAll` when that connection ends. */
 export class BlobReceiver {
   readonly #open = new Map<number, OpenTransfer>();
+  readonly #openFile: (path: string) => Writable;
+
+  constructor(options: BlobReceiverOptions = {}) {
+    this.#openFile = options.openFile ?? openTempFile;
+  }
 
   /** Transfers begun and not yet ended or aborted. */
   get openTransfers(): number[] {
@@ -57,11 +71,7 @@ export class BlobReceiver {
     // Synchronous so that chunks arriving right after `begin` always find their transfer.
     mkdirSync(dirname(destinationPath), { recursive: true });
     const tempPath = `${destinationPath}.${message.transfer}-${randomBytes(4).toString('hex')}.part`;
-    const stream = createWriteStream(tempPath, {
-      flags: 'wx',
-      mode: 0o600,
-      highWaterMark: WRITE_AHEAD_BYTES,
-    });
+    const stream = this.#openFile(tempPath);
     const open: OpenTransfer = {
       begin: message,
       destinationPath,
@@ -164,7 +174,11 @@ export class BlobReceiver {
   }
 }
 
-function closeStream(stream: WriteStream): Promise<void> {
+function openTempFile(path: string): Writable {
+  return createWriteStream(path, { flags: 'wx', mode: 0o600, highWaterMark: WRITE_AHEAD_BYTES });
+}
+
+function closeStream(stream: Writable): Promise<void> {
   if (stream.closed) return Promise.resolve();
   return new Promise((resolve) => {
     // Errors were already recorded by the transfer's own listener; here we only wait for the fd.

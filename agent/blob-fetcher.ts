@@ -3,6 +3,9 @@
  * then the server's `blob-begin` / binary frames / `blob-end`, verified by size and SHA-256. Two
  * tasks wanting the same blob share one transfer; a corrupt copy is asked for once more; a
  * transfer cut by a disconnect is asked for again after the next welcome (section 6).
+ *
+ * onMessage and onFrame run inside the socket's listener, where an exception would end the
+ * process: they never throw.
  */
 import {
   BlobCorruptError,
@@ -38,6 +41,11 @@ export class BlobFetcher {
   readonly #transfers = new Map<number, string>();
   /** Frames are written in arrival order. */
   #chain: Promise<unknown> = Promise.resolve();
+  /**
+   * Counts disconnects. Work queued under one connection checks it: transfer numbers mean nothing
+   * on the next connection, which may reuse them.
+   */
+  #generation = 0;
 
   constructor(connection: AgentConnection, cache: PackageCache, options: BlobFetcherOptions = {}) {
     this.#connection = connection;
@@ -75,9 +83,17 @@ export class BlobFetcher {
     for (const sha256 of this.#wanted.keys()) this.#request(sha256);
   }
 
+  /**
+   * Drops the ended connection's open transfers now, not behind the frames still queued for the
+   * disk: the next connection may begin one under the same number at once, and the server sends
+   * a cut transfer again from the start (section 6). Transfers whose blob-end arrived are whole
+   * and are still verified and stored.
+   */
   onDisconnect(): void {
+    this.#generation += 1;
     this.#transfers.clear();
-    this.#chain = this.#chain.then(() => this.#receiver.abortAll());
+    // abortAll forgets every open transfer before it returns; only removing the files is later.
+    void this.#receiver.abortAll();
   }
 
   onMessage(message: BlobBegin | BlobEnd | BlobMissing): void {
@@ -95,15 +111,22 @@ export class BlobFetcher {
           );
           return;
         }
+        try {
+          this.#receiver.begin(message, this.#cache.pathOf(message.sha256));
+        } catch (error) {
+          // The cache folder cannot be made: this transfer's frames and blob-end are ignored.
+          this.#fail(message.sha256, storeError(message.sha256, error));
+          return;
+        }
         this.#transfers.set(message.transfer, message.sha256);
-        this.#receiver.begin(message, this.#cache.pathOf(message.sha256));
         return;
       }
       case 'blob-end': {
         const sha256 = this.#transfers.get(message.transfer);
         if (sha256 === undefined) return;
         this.#transfers.delete(message.transfer);
-        this.#chain = this.#chain.then(() => this.#end(message.transfer, sha256));
+        const generation = this.#generation;
+        this.#chain = this.#chain.then(() => this.#end(message.transfer, sha256, generation));
         return;
       }
       case 'blob-missing':
@@ -120,12 +143,16 @@ export class BlobFetcher {
 
   onFrame(transfer: number, chunk: Buffer): void {
     if (!this.#transfers.has(transfer)) return;
+    const generation = this.#generation;
     this.#chain = this.#chain
-      .then(() => this.#receiver.chunk(transfer, chunk))
+      .then(() => {
+        // After a disconnect the number may be a new connection's transfer: not this one's.
+        if (generation === this.#generation) return this.#receiver.chunk(transfer, chunk);
+      })
       .catch(() => undefined);
   }
 
-  async #end(transfer: number, sha256: string): Promise<void> {
+  async #end(transfer: number, sha256: string, generation: number): Promise<void> {
     const wanted = this.#wanted.get(sha256);
     try {
       await this.#receiver.end(transfer);
@@ -134,12 +161,15 @@ export class BlobFetcher {
     } catch (error) {
       if (wanted === undefined) return;
       if (error instanceof BlobCorruptError) {
-        this.#connection.send({
-          type: 'error',
-          code: 'blob-corrupt',
-          message: error.message,
-          transfer,
-        });
+        // The server's number names this transfer on its own connection only.
+        if (generation === this.#generation) {
+          this.#connection.send({
+            type: 'error',
+            code: 'blob-corrupt',
+            message: error.message,
+            transfer,
+          });
+        }
         wanted.corruptCopies += 1;
         if (wanted.corruptCopies < 2) {
           this.#request(sha256);
@@ -155,14 +185,7 @@ export class BlobFetcher {
         );
         return;
       }
-      this.#fail(
-        sha256,
-        new CuttleError(
-          'workspace-error',
-          `cannot store blob ${sha256}: ${error instanceof Error ? error.message : String(error)}`,
-          { cause: error },
-        ),
-      );
+      this.#fail(sha256, storeError(sha256, error));
     }
   }
 
@@ -174,4 +197,12 @@ export class BlobFetcher {
   #fail(sha256: string, error: CuttleError): void {
     this.#wanted.get(sha256)?.reject(error);
   }
+}
+
+function storeError(sha256: string, error: unknown): CuttleError {
+  return new CuttleError(
+    'workspace-error',
+    `cannot store blob ${sha256}: ${error instanceof Error ? error.message : String(error)}`,
+    { cause: error },
+  );
 }

@@ -146,7 +146,10 @@ export class BlobReceiver {
     return { path: open.destinationPath, sha256, size: begin.size };
   }
 
-  /** Drops one transfer and its temp file. Unknown transfers are ignored. */
+  /**
+   * Drops one transfer and its temp file. Unknown transfers are ignored. The transfer is forgotten
+   * before this returns, so its number can be begun again at once; the promise waits for the file.
+   */
   async abort(transfer: number): Promise<void> {
     const open = this.#open.get(transfer);
     if (open === undefined) return;
@@ -156,7 +159,10 @@ export class BlobReceiver {
     await removeQuietly(open.tempPath);
   }
 
-  /** On disconnect: cut transfers are sent again from the start (section 6), so drop them all. */
+  /**
+   * On disconnect: cut transfers are sent again from the start (section 6), so drop them all.
+   * Like abort(), forgets them before it returns; never rejects.
+   */
   async abortAll(): Promise<void> {
     await Promise.all([...this.#open.keys()].map((transfer) => this.abort(transfer)));
   }

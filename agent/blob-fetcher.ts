@@ -4,6 +4,10 @@
  * tasks wanting the same blob share one transfer; a corrupt copy is asked for once more; a
  * transfer cut by a disconnect is asked for again after the next welcome (section 6).
  *
+ * Frames go to disk as they arrive. While more than PAUSE_ABOVE_BYTES of them wait for the disk,
+ * the connection stops reading, so a network faster than the disk slows the server down instead
+ * of piling the blob up in memory (section 6: neither side holds a whole blob in memory).
+ *
  * onMessage and onFrame run inside the socket's listener, where an exception would end the
  * process: they never throw.
  */
@@ -11,6 +15,7 @@ import {
   BlobCorruptError,
   BlobReceiver,
   CuttleError,
+  WRITE_AHEAD_BYTES,
   type AgentConnection,
   type BlobBegin,
   type BlobEnd,
@@ -18,6 +23,11 @@ import {
   type BlobReceiverOptions,
 } from '../protocol/index.js';
 import type { PackageCache } from '../workspace/index.js';
+
+/** Received bytes not yet on disk, over all transfers, past which the connection stops reading. */
+export const PAUSE_ABOVE_BYTES = WRITE_AHEAD_BYTES;
+/** Reading resumes at half the bound: the disk keeps work queued while the network catches up. */
+const RESUME_AT_BYTES = PAUSE_ABOVE_BYTES / 2;
 
 interface Wanted {
   size: number;
@@ -39,13 +49,15 @@ export class BlobFetcher {
   readonly #wanted = new Map<string, Wanted>();
   /** Transfer number → sha256, for the transfers this fetcher accepted. */
   readonly #transfers = new Map<number, string>();
-  /** Frames are written in arrival order. */
-  #chain: Promise<unknown> = Promise.resolve();
   /**
-   * Counts disconnects. Work queued under one connection checks it: transfer numbers mean nothing
-   * on the next connection, which may reuse them.
+   * Counts disconnects. A verdict reached after one checks it: transfer numbers mean nothing on
+   * the next connection, which may reuse them.
    */
   #generation = 0;
+  /** Bytes received and not yet written (or dropped), over all transfers. */
+  #queuedBytes = 0;
+  /** Whether this fetcher paused the current connection. */
+  #paused = false;
 
   constructor(connection: AgentConnection, cache: PackageCache, options: BlobFetcherOptions = {}) {
     this.#connection = connection;
@@ -84,14 +96,15 @@ export class BlobFetcher {
   }
 
   /**
-   * Drops the ended connection's open transfers now, not behind the frames still queued for the
-   * disk: the next connection may begin one under the same number at once, and the server sends
-   * a cut transfer again from the start (section 6). Transfers whose blob-end arrived are whole
-   * and are still verified and stored.
+   * Drops the ended connection's open transfers now: the next connection may begin one under the
+   * same number at once, and the server sends a cut transfer again from the start (section 6).
+   * Transfers whose blob-end arrived are whole and are still verified and stored.
    */
   onDisconnect(): void {
     this.#generation += 1;
     this.#transfers.clear();
+    // The paused socket is gone; the next one starts reading, and pauses when it must.
+    this.#paused = false;
     // abortAll forgets every open transfer before it returns; only removing the files is later.
     void this.#receiver.abortAll();
   }
@@ -125,8 +138,7 @@ export class BlobFetcher {
         const sha256 = this.#transfers.get(message.transfer);
         if (sha256 === undefined) return;
         this.#transfers.delete(message.transfer);
-        const generation = this.#generation;
-        this.#chain = this.#chain.then(() => this.#end(message.transfer, sha256, generation));
+        void this.#end(message.transfer, sha256, this.#generation);
         return;
       }
       case 'blob-missing':
@@ -143,15 +155,29 @@ export class BlobFetcher {
 
   onFrame(transfer: number, chunk: Buffer): void {
     if (!this.#transfers.has(transfer)) return;
-    const generation = this.#generation;
-    this.#chain = this.#chain
-      .then(() => {
-        // After a disconnect the number may be a new connection's transfer: not this one's.
-        if (generation === this.#generation) return this.#receiver.chunk(transfer, chunk);
-      })
-      .catch(() => undefined);
+    let written: Promise<void>;
+    try {
+      written = this.#receiver.chunkWritten(transfer, chunk);
+    } catch {
+      // Unknown to the receiver, which #transfers mirrors: nothing to write it to.
+      return;
+    }
+    const bytes = chunk.byteLength;
+    this.#queuedBytes += bytes;
+    if (!this.#paused && this.#queuedBytes > PAUSE_ABOVE_BYTES) {
+      this.#paused = true;
+      this.#connection.pauseReading();
+    }
+    void written.then(() => {
+      this.#queuedBytes -= bytes;
+      if (this.#paused && this.#queuedBytes <= RESUME_AT_BYTES) {
+        this.#paused = false;
+        this.#connection.resumeReading();
+      }
+    });
   }
 
+  /** Never rejects: every failure fails the fetch or asks again. */
   async #end(transfer: number, sha256: string, generation: number): Promise<void> {
     const wanted = this.#wanted.get(sha256);
     try {

@@ -94,12 +94,8 @@ export class BlobReceiver {
    * buffer of its own, which is what this expects (copying here would double the allocations).
    */
   chunk(transfer: number, data: Uint8Array): Promise<void> {
-    const open = this.#get(transfer);
-    open.received += data.byteLength;
-    // Past the announced size the blob is corrupt whatever follows: stop writing, report at end.
-    if (open.received > open.begin.size || open.failure !== undefined) return Promise.resolve();
-    open.hash.update(data);
-    if (open.stream.write(data)) return Promise.resolve();
+    const open = this.#accept(transfer, data);
+    if (open === undefined || open.stream.write(data)) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         open.stream.off('drain', done);
@@ -109,6 +105,31 @@ export class BlobReceiver {
       open.stream.on('drain', done);
       open.stream.on('close', done);
     });
+  }
+
+  /**
+   * Writes one chunk like chunk(), but resolves only once the chunk has left memory: written to
+   * the file, or dropped (past the announced size, a failed or aborted transfer); never rejects.
+   * A caller that stops reading while too many of these are pending bounds its memory over all
+   * its transfers, which the file streams' high-water marks, one per transfer, do not.
+   */
+  chunkWritten(transfer: number, data: Uint8Array): Promise<void> {
+    const open = this.#accept(transfer, data);
+    if (open === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      // Called on failure too; the transfer's own 'error' listener records the failure.
+      open.stream.write(data, () => resolve());
+    });
+  }
+
+  /** Counts and hashes a chunk: the transfer to write it to, or undefined to drop it. */
+  #accept(transfer: number, data: Uint8Array): OpenTransfer | undefined {
+    const open = this.#get(transfer);
+    open.received += data.byteLength;
+    // Past the announced size the blob is corrupt whatever follows: stop writing, report at end.
+    if (open.received > open.begin.size || open.failure !== undefined) return undefined;
+    open.hash.update(data);
+    return open;
   }
 
   /**

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { BlobFetcher } from '../../agent/blob-fetcher.js';
+import { BlobFetcher, PAUSE_ABOVE_BYTES } from '../../agent/blob-fetcher.js';
 import {
   AgentConnection,
   CuttleError,
@@ -263,6 +263,31 @@ describe('blob fetcher', function () {
     await withTimeout(fetcher.fetch(sha256Of(content), content.length), 30_000, 'the fetch');
     await assertCached(content);
     assert.equal(server.peers.length, 2);
+  });
+
+  it('stops reading while the disk is behind, so what waits for the disk stays bounded', async () => {
+    const content = randomBytes(32 * MiB);
+    const sha256 = sha256Of(content);
+    server.onRequest = async (peer) => {
+      peer.send({ type: 'blob-begin', transfer: 1, sha256, size: content.length });
+      await peer.frames(1, content);
+      peer.send({ type: 'blob-end', transfer: 1 });
+    };
+    await startAgent();
+    // Bytes the socket handed to the agent that the disk has not taken yet: the agent holds them.
+    let received = 0;
+    let most = 0;
+    connection.on('blob-frame', (_transfer, chunk) => {
+      received += chunk.byteLength;
+      most = Math.max(most, received - disk.written);
+    });
+    await withTimeout(fetcher.fetch(sha256, content.length), 30_000, 'the fetch');
+    await assertCached(content);
+    // The frame that crosses the bound, and one more that ws may have had in hand at the pause.
+    const bound = PAUSE_ABOVE_BYTES + 2 * MAX_BLOB_CHUNK_BYTES;
+    assert.ok(most <= bound, `${most} bytes waited for the disk (bound ${bound})`);
+    // Otherwise the disk kept up, and this test showed nothing.
+    assert.ok(most > PAUSE_ABOVE_BYTES / 2, `only ${most} bytes ever waited for the disk`);
   });
 
   it('a blob whose cache folder cannot be made fails its fetch, not the process', async () => {

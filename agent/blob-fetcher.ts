@@ -37,6 +37,16 @@ interface Wanted {
   reject: (error: CuttleError) => void;
 }
 
+/** A transfer of the current connection that this fetcher accepted. */
+interface Accepted {
+  readonly sha256: string;
+  /**
+   * Known at blob-begin when it announces a size other than the task's: the copy cannot be the
+   * blob, so its frames are dropped, and blob-end answers it as a failed verification.
+   */
+  readonly corrupt: BlobCorruptError | undefined;
+}
+
 export interface BlobFetcherOptions {
   /** How a transfer's temp file is opened (tests play a slow disk); see BlobReceiverOptions. */
   openFile?: BlobReceiverOptions['openFile'];
@@ -47,8 +57,8 @@ export class BlobFetcher {
   readonly #cache: PackageCache;
   readonly #receiver: BlobReceiver;
   readonly #wanted = new Map<string, Wanted>();
-  /** Transfer number → sha256, for the transfers this fetcher accepted. */
-  readonly #transfers = new Map<number, string>();
+  /** By the server's transfer number. */
+  readonly #transfers = new Map<number, Accepted>();
   /**
    * Counts disconnects. A verdict reached after one checks it: transfer numbers mean nothing on
    * the next connection, which may reuse them.
@@ -115,13 +125,12 @@ export class BlobFetcher {
         const wanted = this.#wanted.get(message.sha256);
         if (wanted === undefined || this.#transfers.has(message.transfer)) return;
         if (message.size !== wanted.size) {
-          this.#fail(
-            message.sha256,
-            new CuttleError(
-              'blob-corrupt',
-              `the server announced blob ${message.sha256} with ${message.size} bytes; the task says ${wanted.size}`,
-            ),
+          // Verified at blob-end, as section 6 has it: a server expects its answer there.
+          const corrupt = new BlobCorruptError(
+            `blob transfer ${message.transfer}: announced ${message.size} bytes with SHA-256 ` +
+              `${message.sha256}, which the task gives as ${wanted.size} bytes`,
           );
+          this.#transfers.set(message.transfer, { sha256: message.sha256, corrupt });
           return;
         }
         try {
@@ -131,14 +140,18 @@ export class BlobFetcher {
           this.#fail(message.sha256, storeError(message.sha256, error));
           return;
         }
-        this.#transfers.set(message.transfer, message.sha256);
+        this.#transfers.set(message.transfer, { sha256: message.sha256, corrupt: undefined });
         return;
       }
       case 'blob-end': {
-        const sha256 = this.#transfers.get(message.transfer);
-        if (sha256 === undefined) return;
+        const accepted = this.#transfers.get(message.transfer);
+        if (accepted === undefined) return;
         this.#transfers.delete(message.transfer);
-        void this.#end(message.transfer, sha256, this.#generation);
+        if (accepted.corrupt === undefined) {
+          void this.#end(message.transfer, accepted.sha256, this.#generation);
+        } else {
+          this.#corrupt(message.transfer, accepted.sha256, accepted.corrupt, this.#generation);
+        }
         return;
       }
       case 'blob-missing':
@@ -154,7 +167,9 @@ export class BlobFetcher {
   }
 
   onFrame(transfer: number, chunk: Buffer): void {
-    if (!this.#transfers.has(transfer)) return;
+    const accepted = this.#transfers.get(transfer);
+    // Not a transfer we asked for, or a copy that cannot be the blob: nothing to keep.
+    if (accepted === undefined || accepted.corrupt !== undefined) return;
     let written: Promise<void>;
     try {
       written = this.#receiver.chunkWritten(transfer, chunk);
@@ -179,40 +194,42 @@ export class BlobFetcher {
 
   /** Never rejects: every failure fails the fetch or asks again. */
   async #end(transfer: number, sha256: string, generation: number): Promise<void> {
-    const wanted = this.#wanted.get(sha256);
     try {
       await this.#receiver.end(transfer);
       await this.#cache.sealed(sha256);
-      wanted?.resolve();
+      this.#wanted.get(sha256)?.resolve();
     } catch (error) {
-      if (wanted === undefined) return;
-      if (error instanceof BlobCorruptError) {
-        // The server's number names this transfer on its own connection only.
-        if (generation === this.#generation) {
-          this.#connection.send({
-            type: 'error',
-            code: 'blob-corrupt',
-            message: error.message,
-            transfer,
-          });
-        }
-        wanted.corruptCopies += 1;
-        if (wanted.corruptCopies < 2) {
-          this.#request(sha256);
-          return;
-        }
-        this.#fail(
-          sha256,
-          new CuttleError(
-            'blob-corrupt',
-            `two copies of blob ${sha256} arrived corrupt: ${error.message}`,
-            { cause: error },
-          ),
-        );
-        return;
-      }
-      this.#fail(sha256, storeError(sha256, error));
+      if (error instanceof BlobCorruptError) this.#corrupt(transfer, sha256, error, generation);
+      else this.#fail(sha256, storeError(sha256, error));
     }
+  }
+
+  /** A copy failed verification: answer it (section 6), then ask once more or give up. */
+  #corrupt(transfer: number, sha256: string, error: BlobCorruptError, generation: number): void {
+    // The server's number names this transfer on its own connection only.
+    if (generation === this.#generation) {
+      this.#connection.send({
+        type: 'error',
+        code: 'blob-corrupt',
+        message: error.message,
+        transfer,
+      });
+    }
+    const wanted = this.#wanted.get(sha256);
+    if (wanted === undefined) return;
+    wanted.corruptCopies += 1;
+    if (wanted.corruptCopies < 2) {
+      this.#request(sha256);
+      return;
+    }
+    this.#fail(
+      sha256,
+      new CuttleError(
+        'blob-corrupt',
+        `two copies of blob ${sha256} arrived corrupt: ${error.message}`,
+        { cause: error },
+      ),
+    );
   }
 
   #request(sha256: string): void {

@@ -290,6 +290,58 @@ describe('blob fetcher', function () {
     assert.ok(most > PAUSE_ABOVE_BYTES / 2, `only ${most} bytes ever waited for the disk`);
   });
 
+  /**
+   * Copies announced with a size other than the task's (and sent at that size), one per request,
+   * then good copies. Before each blob-end a round trip shows that nothing was answered early.
+   */
+  function wrongSizeCopies(content: Buffer, wrongCopies: number): void {
+    const sha256 = sha256Of(content);
+    const wrong = Buffer.concat([content, Buffer.from('trailing bytes')]);
+    let transfer = 0;
+    server.onRequest = async (peer) => {
+      transfer += 1;
+      const copy = transfer <= wrongCopies ? wrong : content;
+      peer.send({ type: 'blob-begin', transfer, sha256, size: copy.length });
+      await peer.frames(transfer, copy);
+      await peer.roundTrip();
+      assert.equal(peer.ofType('error').length, transfer - 1, 'an answer before blob-end');
+      peer.send({ type: 'blob-end', transfer });
+    };
+  }
+
+  it('a blob-begin of another size than the task gives is answered blob-corrupt at blob-end and asked for again', async () => {
+    const content = randomBytes(3 * MiB + 5);
+    wrongSizeCopies(content, 1);
+    await startAgent();
+    await withTimeout(fetcher.fetch(sha256Of(content), content.length), 10_000, 'the fetch');
+    await assertCached(content);
+    const [peer] = server.peers;
+    assert.ok(peer !== undefined);
+    assert.deepEqual(
+      peer.messages.map((m) => (m.type === 'error' ? `${m.type} ${m.code} ${m.transfer}` : m.type)),
+      ['hello', 'blob-request', 'error blob-corrupt 1', 'blob-request'],
+    );
+  });
+
+  it('a second copy of another size than the task gives ends the fetch with blob-corrupt', async () => {
+    const content = randomBytes(3 * MiB + 5);
+    wrongSizeCopies(content, 2);
+    await startAgent();
+    await assert.rejects(
+      withTimeout(fetcher.fetch(sha256Of(content), content.length), 10_000, 'the fetch'),
+      (error) => error instanceof CuttleError && error.code === 'blob-corrupt',
+    );
+    const [peer] = server.peers;
+    assert.ok(peer !== undefined);
+    // Whatever the agent sent when it gave up has arrived by now: no third request.
+    await peer.roundTrip();
+    assert.deepEqual(
+      peer.messages.map((m) => (m.type === 'error' ? `${m.type} ${m.code} ${m.transfer}` : m.type)),
+      ['hello', 'blob-request', 'error blob-corrupt 1', 'blob-request', 'error blob-corrupt 2'],
+    );
+    assert.equal(await cache.has(sha256Of(content)), false);
+  });
+
   it('a blob whose cache folder cannot be made fails its fetch, not the process', async () => {
     const content = randomBytes(1000);
     const sha256 = sha256Of(content);

@@ -253,6 +253,21 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     }
   }
 
+  /**
+   * Stops reading from the server until resumeReading(): a consumer slower than the network (blob
+   * frames going to disk) holds the server back through TCP instead of buffering. Only the
+   * current connection is paused; the next one reads. A pause longer than twice the heartbeat
+   * period looks like a dead server, and ends the connection.
+   */
+  pauseReading(): void {
+    this.#attempt?.socket.pause();
+  }
+
+  /** Reads again after pauseReading(). */
+  resumeReading(): void {
+    this.#attempt?.socket.resume();
+  }
+
   #connectedSocket(): WebSocket | undefined {
     return this.connected ? this.#attempt?.socket : undefined;
   }

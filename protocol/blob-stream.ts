@@ -4,9 +4,10 @@
  * `blob-begin`, binary frames and `blob-end`. Neither side ever holds a whole blob in memory.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { Writable } from 'node:stream';
 import { BlobCorruptError, CuttleError, InvalidMessageError } from './errors.js';
 import { MAX_BLOB_CHUNK_BYTES, type BlobBegin, type BlobEnd } from './messages.js';
 
@@ -20,7 +21,7 @@ interface OpenTransfer {
   readonly begin: BlobBegin;
   readonly destinationPath: string;
   readonly tempPath: string;
-  readonly stream: WriteStream;
+  readonly stream: Writable;
   readonly hash: Hash;
   received: number;
   failure: Error | undefined;
@@ -33,9 +34,22 @@ interface OpenTransfer {
  */
 export const WRITE_AHEAD_BYTES = 8 * 1024 * 1024;
 
+export interface BlobReceiverOptions {
+  /**
+   * Creates a transfer's temp file (which must not exist yet) and returns its stream. Default: a
+   * file stream readable by its owner alone; tests pass a slow one to play a slow disk.
+   */
+  openFile?: (path: string) => Writable;
+}
+
 /** Tracks the incoming transfers of one connection; `abortAll` when that connection ends. */
 export class BlobReceiver {
   readonly #open = new Map<number, OpenTransfer>();
+  readonly #openFile: (path: string) => Writable;
+
+  constructor(options: BlobReceiverOptions = {}) {
+    this.#openFile = options.openFile ?? openTempFile;
+  }
 
   /** Transfers begun and not yet ended or aborted. */
   get openTransfers(): number[] {
@@ -57,11 +71,7 @@ export class BlobReceiver {
     // Synchronous so that chunks arriving right after `begin` always find their transfer.
     mkdirSync(dirname(destinationPath), { recursive: true });
     const tempPath = `${destinationPath}.${message.transfer}-${randomBytes(4).toString('hex')}.part`;
-    const stream = createWriteStream(tempPath, {
-      flags: 'wx',
-      mode: 0o600,
-      highWaterMark: WRITE_AHEAD_BYTES,
-    });
+    const stream = this.#openFile(tempPath);
     const open: OpenTransfer = {
       begin: message,
       destinationPath,
@@ -84,12 +94,8 @@ export class BlobReceiver {
    * buffer of its own, which is what this expects (copying here would double the allocations).
    */
   chunk(transfer: number, data: Uint8Array): Promise<void> {
-    const open = this.#get(transfer);
-    open.received += data.byteLength;
-    // Past the announced size the blob is corrupt whatever follows: stop writing, report at end.
-    if (open.received > open.begin.size || open.failure !== undefined) return Promise.resolve();
-    open.hash.update(data);
-    if (open.stream.write(data)) return Promise.resolve();
+    const open = this.#accept(transfer, data);
+    if (open === undefined || open.stream.write(data)) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         open.stream.off('drain', done);
@@ -99,6 +105,31 @@ export class BlobReceiver {
       open.stream.on('drain', done);
       open.stream.on('close', done);
     });
+  }
+
+  /**
+   * Writes one chunk like chunk(), but resolves only once the chunk has left memory: written to
+   * the file, or dropped (past the announced size, a failed or aborted transfer); never rejects.
+   * A caller that stops reading while too many of these are pending bounds its memory over all
+   * its transfers, which the file streams' high-water marks, one per transfer, do not.
+   */
+  chunkWritten(transfer: number, data: Uint8Array): Promise<void> {
+    const open = this.#accept(transfer, data);
+    if (open === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      // Called on failure too; the transfer's own 'error' listener records the failure.
+      open.stream.write(data, () => resolve());
+    });
+  }
+
+  /** Counts and hashes a chunk: the transfer to write it to, or undefined to drop it. */
+  #accept(transfer: number, data: Uint8Array): OpenTransfer | undefined {
+    const open = this.#get(transfer);
+    open.received += data.byteLength;
+    // Past the announced size the blob is corrupt whatever follows: stop writing, report at end.
+    if (open.received > open.begin.size || open.failure !== undefined) return undefined;
+    open.hash.update(data);
+    return open;
   }
 
   /**
@@ -136,7 +167,10 @@ export class BlobReceiver {
     return { path: open.destinationPath, sha256, size: begin.size };
   }
 
-  /** Drops one transfer and its temp file. Unknown transfers are ignored. */
+  /**
+   * Drops one transfer and its temp file. Unknown transfers are ignored. The transfer is forgotten
+   * before this returns, so its number can be begun again at once; the promise waits for the file.
+   */
   async abort(transfer: number): Promise<void> {
     const open = this.#open.get(transfer);
     if (open === undefined) return;
@@ -146,7 +180,10 @@ export class BlobReceiver {
     await removeQuietly(open.tempPath);
   }
 
-  /** On disconnect: cut transfers are sent again from the start (section 6), so drop them all. */
+  /**
+   * On disconnect: cut transfers are sent again from the start (section 6), so drop them all.
+   * Like abort(), forgets them before it returns; never rejects.
+   */
   async abortAll(): Promise<void> {
     await Promise.all([...this.#open.keys()].map((transfer) => this.abort(transfer)));
   }
@@ -164,7 +201,11 @@ export class BlobReceiver {
   }
 }
 
-function closeStream(stream: WriteStream): Promise<void> {
+function openTempFile(path: string): Writable {
+  return createWriteStream(path, { flags: 'wx', mode: 0o600, highWaterMark: WRITE_AHEAD_BYTES });
+}
+
+function closeStream(stream: Writable): Promise<void> {
   if (stream.closed) return Promise.resolve();
   return new Promise((resolve) => {
     // Errors were already recorded by the transfer's own listener; here we only wait for the fd.

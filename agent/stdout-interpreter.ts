@@ -42,22 +42,26 @@ export class StdoutInterpreter implements TailSink {
   readonly #log: TaskLog;
   readonly #masker: Masker;
   readonly #consume: (end: number) => void;
+  readonly #keepSecret: (value: string) => Promise<void>;
   /** Where the service message being handled ends in the stdout file. */
   #lineEnd = 0;
 
   /**
    * `consume` records that stdout was read up to `end` by a line that made no event of its own;
-   * `restored` is the state a restarted agent found in the journal.
+   * `keepSecret` keeps a value the script asked to mask where a restarted agent finds it (it is
+   * added to `masker` here); `restored` is the state a restarted agent found in the journal.
    */
   constructor(
     log: TaskLog,
     masker: Masker,
     consume: (end: number) => void,
+    keepSecret: (value: string) => Promise<void>,
     restored?: { level: LogLevel; artifacts: ArtifactMark[] },
   ) {
     this.#log = log;
     this.#masker = masker;
     this.#consume = consume;
+    this.#keepSecret = keepSecret;
     this.#level = restored?.level ?? 'info';
     this.artifacts = [...(restored?.artifacts ?? [])];
   }
@@ -118,6 +122,12 @@ export class StdoutInterpreter implements TailSink {
     return this.#log.partial('stdout', this.#level, piece, end);
   }
 
+  /** Masked from now on, and kept before any later line is journalled. */
+  #addSecret(value: string): Promise<void> {
+    this.#masker.add(value);
+    return this.#keepSecret(value);
+  }
+
   #appendFromLine(body: EventBody): Promise<void> {
     return this.#log.event('stdout', body, { stream: 'stdout', end: this.#lineEnd, open: false });
   }
@@ -141,7 +151,7 @@ export class StdoutInterpreter implements TailSink {
         }
         const value = get('value') ?? '';
         const sensitive = /^true$/i.test(get('sensitive') ?? '');
-        if (sensitive) this.#masker.add(value);
+        if (sensitive) await this.#addSecret(value);
         const size = Buffer.byteLength(JSON.stringify(value));
         if (size > MAX_VARIABLE_BYTES) {
           await this.#log.system(
@@ -185,7 +195,7 @@ export class StdoutInterpreter implements TailSink {
       }
       case 'mask': {
         const value = get('value');
-        if (value !== undefined) this.#masker.add(value);
+        if (value !== undefined) await this.#addSecret(value);
         return;
       }
       case 'resultMessage': {

@@ -128,6 +128,8 @@ export class TaskRun {
     if (ctx.task.container !== undefined) {
       for (const secret of imageRequestSecrets(ctx.task.container)) this.#masker.add(secret);
     }
+    // What the step asked to mask before the agent restarted.
+    for (const value of ctx.journal.masks) this.#masker.add(value);
     this.#log = new TaskLog((body, advance) => this.#append(body, advance), this.#masker);
   }
 
@@ -597,6 +599,7 @@ export class TaskRun {
       this.#log,
       this.#masker,
       (end) => this.#advance({ stream: 'stdout', end, open: false }),
+      (value) => this.#ctx.journal.addMasks([value]),
       this.#restored,
     );
     this.#interpreter = interpreter;

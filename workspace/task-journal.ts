@@ -45,6 +45,8 @@ const TASK_FILE = 'task.json';
 const EVENTS_FILE = 'events.ndjson';
 const ARTIFACTS_DIR = 'artifacts';
 const RUN_FILE = 'run.json';
+/** Values the step asked to mask (service messages); secrets, so gone with the variables. */
+const MASKS_FILE = 'masks.json';
 /** Suffix of a file being written before it is renamed into place (writeAtomically, compact). */
 const TEMP_SUFFIX = '.tmp';
 /** Prefix of an artifact being kept before it is renamed to its SHA-256 (keepArtifact). */
@@ -118,6 +120,7 @@ export class TaskJournal {
   #checkpoint: unknown;
   readonly #recent = new Map<number, Buffer>();
   #recentBytes = 0;
+  #masks: string[] = [];
 
   private constructor(
     dir: string,
@@ -132,6 +135,24 @@ export class TaskJournal {
     this.#handle = handle;
     this.#offsets = offsets;
     this.#finished = finished;
+  }
+
+  /**
+   * Values the step's own output asked to mask (a `mask` service message, a sensitive output
+   * variable), kept beside the task's variables for a restarted agent, and forgotten with them.
+   */
+  get masks(): readonly string[] {
+    return this.#masks;
+  }
+
+  /** Adds values to mask; on disk before it resolves, so no later event can reveal them. */
+  addMasks(values: readonly string[]): Promise<void> {
+    return this.#serialize(async () => {
+      const added = values.filter((value) => value !== '' && !this.#masks.includes(value));
+      if (added.length === 0) return;
+      this.#masks = [...this.#masks, ...added];
+      await writeAtomically(join(this.dir, MASKS_FILE), JSON.stringify(this.#masks));
+    });
   }
 
   /** The checkpoint of the last event that had one (unvalidated: its producer checks it). */
@@ -288,10 +309,24 @@ export class TaskJournal {
         ),
       );
     }
+    const masksPath = join(dir, MASKS_FILE);
+    const masks = finished ? [] : await readMasks(masksPath);
+    if (finished) {
+      await rm(masksPath, { force: true }).catch((error: unknown) =>
+        onWarning(
+          new WorkspaceError(
+            `cannot remove the masked values of finished task ${task.taskId} (tried again at the next start): ${describe(error)}`,
+            dir,
+            { cause: error },
+          ),
+        ),
+      );
+    }
     const handle = await open(path, EVENTS_OPEN_FLAGS, 0o600);
     const journal = new TaskJournal(dir, kept, handle, offsets, finished);
     journal.#checkpoint = checkpoint;
     journal.#base = base;
+    journal.#masks = masks;
     return journal;
   }
 
@@ -513,6 +548,8 @@ export class TaskJournal {
     return this.#serialize(async () => {
       this.#task = withoutSecrets(this.#task);
       await writeAtomically(join(this.dir, TASK_FILE), JSON.stringify(this.#task));
+      this.#masks = [];
+      await rm(join(this.dir, MASKS_FILE), { force: true });
     });
   }
 
@@ -616,6 +653,22 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** The masks file, or none; a torn or foreign one cannot be, as it is written atomically. */
+async function readMasks(path: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+  const parsed = v.safeParse(v.array(v.string()), safeJson(text));
+  if (!parsed.success) {
+    throw new WorkspaceError(`the masked values in ${path} are not a list of strings`, path);
+  }
+  return parsed.output;
 }
 
 async function writeAtomically(path: string, content: string): Promise<void> {

@@ -110,6 +110,40 @@ describe('agent end to end: restarts mid-step', function () {
     }
   });
 
+  it('still masks what the script asked to mask before the agent was killed', async () => {
+    const server = await startServer(join(dataDir, 'mask'));
+    const first = await spawnAgentProcess(['--server', server.url, '--token', TEST_TOKEN]);
+    let second: Awaited<ReturnType<typeof spawnAgentProcess>> | undefined;
+    try {
+      const script = [
+        `echo "##octopus[mask value='$(printf %s s3cr3t-value | base64)']"`,
+        `echo "##octopus[setVariable name='$(printf Key | base64)' value='$(printf %s other-s3cr3t | base64)' sensitive='$(printf True | base64)']"`,
+        'echo marked',
+        'sleep 3',
+        'echo "token is s3cr3t-value, key is other-s3cr3t"',
+      ].join('\n');
+      const handle = server.submit(demoTask(uniqueTaskId('mask-restart'), script));
+      await eventually(() => streamLines(handle, 'stdout').includes('marked'), 'the marks', 30_000);
+      first.child.kill('SIGKILL');
+      await first.exited;
+      second = await agentOnHome(server, first.home);
+      const result = await withTimeout(handle.result, 60_000, 'the result after the restart');
+      assert.equal(result.outcome, 'success', second.output());
+      assert.deepEqual(streamLines(handle, 'stdout'), [
+        'marked',
+        'token is ********, key is ********',
+      ]);
+      await eventually(
+        async () => (await readdir(join(first.home, 'Journal'))).length === 0,
+        'the journal, with the masked values, to go',
+      );
+    } finally {
+      await second?.dispose();
+      await first.dispose();
+      await server.close();
+    }
+  });
+
   it('delivers output made while the server was away, after the step folder went and a SIGKILL', async () => {
     // Nothing reaches the server while the step runs: every line is delivered from the journal,
     // after the step's folder was removed and the agent was killed.

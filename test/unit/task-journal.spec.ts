@@ -389,6 +389,32 @@ describe('TaskJournal', () => {
     await loaded.close();
   });
 
+  it('keeps the values a step asked to mask until the step ended, for a restarted agent', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    await journal.addMasks(['m4sked-one']);
+    await journal.addMasks(['m4sked-two', 'm4sked-one', '']);
+    assert.deepEqual(journal.masks, ['m4sked-one', 'm4sked-two']);
+    await journal.close(); // killed while the step ran
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.deepEqual(loaded?.masks, ['m4sked-one', 'm4sked-two']);
+    await loaded?.forgetVariables();
+    assert.deepEqual(loaded?.masks, []);
+    const files = await readdir(join(dir, 'T-1'));
+    assert.ok(!files.includes('masks.json'), `${files.join(', ')} holds no masked value`);
+    await loaded?.close();
+  });
+
+  it('drops the masked values of a task a kill left after its result, when loading it', async () => {
+    const journal = await TaskJournal.create(dir, task);
+    await journal.addMasks(['m4sked-one']);
+    await journal.append({ kind: 'result', outcome: 'success', exitCode: 0, durationMs: 5 });
+    await journal.close(); // killed before forgetVariables()
+    const [loaded] = await TaskJournal.loadAll(dir, (error) => assert.fail(error));
+    assert.deepEqual(loaded?.masks, []);
+    assert.ok(!(await readdir(join(dir, 'T-1'))).includes('masks.json'));
+    await loaded?.close();
+  });
+
   it('keeps the secrets of a task still to run, when loading it', async () => {
     const journal = await TaskJournal.create(dir, secretTask);
     await journal.append({ kind: 'state', state: 'running' });

@@ -93,6 +93,12 @@ describe('container options: worker policy', function () {
     check('--cap-add sys_admin', { allowedCapabilities: ['CAP_SYS_ADMIN'] });
   });
 
+  it('compares capability names after trimming blanks, as the docker client does', function () {
+    assert.equal(forbidden("--cap-add ' sys_admin'").option, '--cap-add CAP_SYS_ADMIN');
+    check("--cap-add ' sys_admin'", { allowedCapabilities: ['SYS_ADMIN'] });
+    check('--cap-add sys_admin', { allowedCapabilities: [' sys_admin '] });
+  });
+
   for (const options of [
     '--device /dev/fuse',
     '--gpus all',

@@ -490,6 +490,14 @@ describe('container options: translation', function () {
       assert.deepEqual(host.CapDrop, ['ALL']);
     });
 
+    it('trims blanks around capability names, as the docker client does', function () {
+      const host = translate(
+        "--cap-add ' sys_admin' --cap-add 'net_admin\t' --cap-drop ' all '",
+      ).hostConfig;
+      assert.deepEqual(host.CapAdd, ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN']);
+      assert.deepEqual(host.CapDrop, ['ALL']);
+    });
+
     it('translates security options, reading a seccomp profile from the step folder', function () {
       const host = translate(
         '--security-opt no-new-privileges --security-opt label:disable --security-opt seccomp=seccomp.json --security-opt systempaths=unconfined',

@@ -3,6 +3,8 @@ import { posix } from 'node:path';
 import type { TranslatedOptions } from './container-settings.js';
 import { OptionsForbiddenError } from './options-errors.js';
 import { normalizeCapabilities } from './families/security.js';
+import { parseBoolean } from './units.js';
+import { splitKeyValue } from './value-syntax.js';
 
 /** What a worker's owner lets steps ask for through container options. */
 export interface OptionsPolicy {
@@ -14,7 +16,10 @@ export interface OptionsPolicy {
   allowedCapabilities: string[];
   /** `--device`, `--gpus`, `--device-cgroup-rule`. */
   allowDevices: boolean;
-  /** `--security-opt seccomp=unconfined|<profile>`, `apparmor=unconfined`, `label=disable`, `systempaths=unconfined`. */
+  /**
+   * `--security-opt seccomp=unconfined|<profile>`, `apparmor=<profile>` (but docker-default),
+   * `label=…` (any SELinux label), `writable-cgroups=true`, `systempaths=unconfined`.
+   */
   allowUnconfined: boolean;
   /** Host path prefixes that bind mounts may use. Sensitive paths must be listed exactly. */
   allowedBindMounts: string[];
@@ -145,6 +150,50 @@ function isAllowed(path: string, allowed: string[]): boolean {
 }
 
 /**
+ * Why a `--security-opt` can loosen the step container's confinement, or undefined for the few
+ * that keep or tighten the default. Anything not known to be safe needs allowUnconfined, so an
+ * option a newer engine learns is refused rather than let through.
+ */
+function unconfinement(opt: string): string | undefined {
+  if (opt === 'no-new-privileges') return undefined;
+  // The engine's split: at the first `=`, else at the first `:` (the old separator).
+  const [key, value = ''] = opt.includes('=') ? splitKeyValue(opt) : splitKeyValue(opt, ':');
+  switch (key) {
+    case 'no-new-privileges':
+      return undefined;
+    case 'seccomp':
+      if (value === 'builtin') return undefined;
+      return value === 'unconfined'
+        ? "it disables the step container's confinement"
+        : 'a custom seccomp profile can lift all system call confinement';
+    case 'apparmor':
+      if (value === 'docker-default') return undefined;
+      return value === 'unconfined'
+        ? "it disables the step container's confinement"
+        : 'an AppArmor profile other than docker-default can lift the confinement of the step container';
+    case 'label':
+      // type, user and role can pick an unconfined SELinux domain (spc_t, unconfined_u); level
+      // picks the MCS categories that keep containers apart, e.g. another container's.
+      return value === 'disable'
+        ? "it disables the step container's confinement"
+        : "an SELinux label can lift the step container's confinement or its separation from other containers";
+    case 'writable-cgroups':
+      if (isFalse(value)) return undefined;
+      return 'it lets the step change its own cgroup limits';
+    default:
+      return "cuttle cannot tell what it does to the step container's confinement";
+  }
+}
+
+function isFalse(value: string): boolean {
+  try {
+    return !parseBoolean(value);
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Throws OptionsForbiddenError (`options-forbidden`) for the first thing the translated options ask
  * for that the policy does not allow, naming the option and the setting that would allow it.
  */
@@ -210,21 +259,11 @@ export function checkOptionsPolicy(translated: TranslatedOptions, policy: Option
 
   if (!policy.allowUnconfined) {
     for (const opt of host.SecurityOpt ?? []) {
-      const [key = '', value = ''] = opt.split(/[=:](.*)/s);
-      const unconfined =
-        (key === 'seccomp' && value !== 'builtin') ||
-        (key === 'apparmor' && value === 'unconfined') ||
-        (key === 'label' && value === 'disable');
-      if (unconfined) {
-        const shown = key === 'seccomp' && value !== 'unconfined' ? 'seccomp=<profile>' : opt;
-        forbidden(
-          `--security-opt ${shown}`,
-          'allowUnconfined',
-          key === 'seccomp' && value !== 'unconfined'
-            ? 'a custom seccomp profile can lift all system call confinement'
-            : "it disables the step container's confinement",
-        );
-      }
+      const why = unconfinement(opt);
+      if (why === undefined) continue;
+      // A profile is shown by name only: translation put its whole JSON in the option.
+      const custom = /^seccomp[=:]/.test(opt) && !/^seccomp[=:]unconfined$/.test(opt);
+      forbidden(`--security-opt ${custom ? 'seccomp=<profile>' : opt}`, 'allowUnconfined', why);
     }
     if (host.MaskedPaths?.length === 0 || host.ReadonlyPaths?.length === 0) {
       forbidden(

@@ -135,9 +135,30 @@ describe('container options: worker policy', function () {
     check('--security-opt seccomp=profile.json', { allowUnconfined: true });
   });
 
-  it('allows confining security options', function () {
+  for (const options of [
+    '--security-opt label=type:spc_t',
+    '--security-opt label:type:spc_t',
+    '--security-opt label=user:unconfined_u',
+    '--security-opt label=role:unconfined_r',
+    '--security-opt label=level:s0-s0:c0.c1023',
+    '--security-opt label=filetype:container_runtime_exec_t',
+    '--security-opt apparmor=unconfined-ish',
+    '--security-opt apparmor:my-profile',
+    '--security-opt writable-cgroups=true',
+  ]) {
+    it(`refuses ${options} unless allowUnconfined: it can lift the confinement`, function () {
+      const error = forbidden(options);
+      assert.equal(error.option, options);
+      assert.equal(error.setting, 'allowUnconfined');
+      assert.match(error.message, /--allow-unconfined/);
+      check(options, { allowUnconfined: true });
+    });
+  }
+
+  it('allows the security options that keep or tighten the default confinement', function () {
     check(
-      '--security-opt seccomp=builtin --security-opt apparmor=docker-default --security-opt label=level:s0',
+      '--security-opt seccomp=builtin --security-opt apparmor=docker-default --security-opt no-new-privileges ' +
+        '--security-opt no-new-privileges=true --security-opt no-new-privileges:false --security-opt writable-cgroups=false',
     );
   });
 

@@ -1,6 +1,6 @@
-import { existsSync, realpathSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { TranslatedOptions } from './container-settings.js';
+import { isInside, resolveHostPath } from './host-paths.js';
 import { OptionsForbiddenError } from './options-errors.js';
 import { normalizeCapabilities } from './families/security.js';
 import { parseBoolean } from './units.js';
@@ -113,21 +113,6 @@ function forbidden(option: string, setting: keyof OptionsPolicy, what: string): 
     option,
     key,
   );
-}
-
-function isInside(path: string, folder: string): boolean {
-  return folder === '/' || path === folder || path.startsWith(`${folder}/`);
-}
-
-/** The path with `..` resolved and, where it exists, symbolic links followed. */
-function realHostPath(path: string): string {
-  const normalized = posix.resolve(path);
-  if (!existsSync(normalized)) return normalized;
-  try {
-    return realpathSync(normalized);
-  } catch {
-    return normalized;
-  }
 }
 
 /** The root, a system folder or the Docker socket; anything inside one (but `/`); or a folder holding one. */
@@ -282,9 +267,18 @@ export function checkOptionsPolicy(translated: TranslatedOptions, policy: Option
     );
   }
 
-  const allowed = policy.allowedBindMounts.map((prefix) => realHostPath(prefix));
+  const allowed = policy.allowedBindMounts.map(
+    (prefix) => resolveHostPath(prefix) ?? posix.resolve(prefix),
+  );
   for (const bind of translated.bindMounts) {
-    const path = realHostPath(bind.hostPath);
+    const path = resolveHostPath(bind.hostPath);
+    if (path === undefined) {
+      forbidden(
+        bind.option,
+        'allowedBindMounts',
+        `${bind.hostPath} cannot be resolved (a dangling or looping symbolic link, or a folder cuttle may not read), so cuttle cannot tell what the engine would mount`,
+      );
+    }
     if (!isAllowed(path, allowed)) {
       const why = isSensitive(path)
         ? `${path} is the root, a system folder or the Docker socket (or inside or holding one), which must be allowed by name`

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -18,11 +18,15 @@ describe('container options: worker policy', function () {
     work = await realpath(await mkdtemp(join(tmpdir(), 'cuttle-policy-work-')));
     allowedRoot = await realpath(await mkdtemp(join(tmpdir(), 'cuttle-policy-allowed-')));
     await symlink('/', join(allowedRoot, 'root-link'));
+    await mkdir(`${allowedRoot}-sibling`);
+    await symlink(`${allowedRoot}-sibling`, join(allowedRoot, 'sibling-link'));
+    await symlink('/nonexistent-cuttle-target/x', join(allowedRoot, 'dangling'));
   });
 
   after(async function () {
     await rm(work, { recursive: true, force: true });
     await rm(allowedRoot, { recursive: true, force: true });
+    await rm(`${allowedRoot}-sibling`, { recursive: true, force: true });
   });
 
   function check(options: string, policy: Partial<OptionsPolicy> = {}): void {
@@ -200,6 +204,32 @@ describe('container options: worker policy', function () {
       allowedBindMounts: [allowedRoot],
     });
     assert.match(error.message, /\/ is the root, a system folder or the Docker socket/);
+  });
+
+  it('follows symbolic links in the part of a path that exists, as dockerd creating the rest would', function () {
+    const policy = { allowedBindMounts: [allowedRoot] };
+    for (const options of [
+      `-v ${allowedRoot}/root-link/root/.absent:/x`,
+      `--mount type=bind,source=${allowedRoot}/root-link/etc/absent,target=/x`,
+    ]) {
+      assert.match(
+        forbidden(options, policy).message,
+        /\/(root|etc)\/\.?absent is the root, a system folder or the Docker socket/,
+      );
+    }
+    // `${allowedRoot}-sibling` starts with the allowed path's text but is not inside it.
+    assert.match(
+      forbidden(`-v ${allowedRoot}/sibling-link/new/dir:/x`, policy).message,
+      new RegExp(`${allowedRoot}-sibling/new/dir is not under an allowed host path`),
+    );
+    check(`-v ${allowedRoot}/new/dir:/x`, policy);
+  });
+
+  it('refuses a host path it cannot resolve, such as one through a dangling link', function () {
+    const error = forbidden(`-v ${allowedRoot}/dangling/sub:/x`, {
+      allowedBindMounts: [allowedRoot],
+    });
+    assert.match(error.message, /cannot be resolved/);
   });
 
   it('refuses a bind of / unless / is allowed', function () {

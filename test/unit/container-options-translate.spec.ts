@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -233,6 +233,29 @@ describe('container options: translation', function () {
           { hostPath: `${work}/cache`, containerPath: '/cache', readOnly: false },
         ],
       );
+    });
+
+    it('sends the host path with symbolic links resolved, as checked', async function () {
+      await symlink(outside, join(work, 'link'));
+      await mkdir(join(outside, 'odd:name'));
+      await symlink(join(outside, 'odd:name'), join(work, 'odd-link'));
+      try {
+        const translated = translate(
+          '-v ./link/new/dir:/d:ro --mount type=bind,source=./link,target=/m',
+        );
+        assert.deepEqual(translated.hostConfig.Binds, [`${outside}/new/dir:/d:ro`]);
+        assert.equal(translated.hostConfig.Mounts?.[0]?.Source, outside);
+        assert.deepEqual(
+          translated.bindMounts.map((m) => m.hostPath),
+          [`${outside}/new/dir`, outside],
+        );
+        // In -v the engine would take the ':' of the resolved path for a separator.
+        assert.match(refusal('-v ./odd-link:/d'), /resolves to .*odd:name, whose ':'/);
+        translate('--mount type=bind,source=./odd-link,target=/d');
+      } finally {
+        await rm(join(work, 'link'));
+        await rm(join(work, 'odd-link'));
+      }
     });
 
     it('refuses malformed -v', function () {

@@ -9,6 +9,7 @@ import type {
   TranslatedOptions,
 } from '../container-settings.js';
 import { invalid, parsed, type Flags } from '../given-flags.js';
+import { resolveHostPath } from '../host-paths.js';
 import type { FlagOccurrence } from '../parse-flags.js';
 import { fromStepFolder } from '../step-files.js';
 import { parseBoolean, parseBytes } from '../units.js';
@@ -23,6 +24,14 @@ function bindMount(
   readOnly: boolean,
 ): BindMount {
   return { hostPath, containerPath, readOnly, option: occurrence.written };
+}
+
+/**
+ * The host path the engine is sent: resolved as the policy will check it (host-paths.ts). A path
+ * that cannot be resolved is sent as written, and the policy refuses it.
+ */
+function hostPathToMount(path: string): string {
+  return resolveHostPath(path) ?? posix.resolve(path);
 }
 
 /** The docker CLI's -v parser (compose's ParseVolume): source, target and options. */
@@ -101,8 +110,15 @@ export function translateVolumes(
           `the host path ${hostPart} must be absolute (or start with ./, relative to the step's folder)`,
         );
       }
-      bind = `${hostPart}${spec.slice(colon)}`;
-      bindMounts.push(bindMount(occurrence, hostPart, volume.target, volume.readOnly));
+      const hostPath = hostPathToMount(hostPart);
+      if (hostPath.includes(':')) {
+        throw invalid(
+          occurrence,
+          `the host path ${hostPart} resolves to ${hostPath}, whose ':' the engine would take for a separator; use --mount type=bind,source=…`,
+        );
+      }
+      bind = `${hostPath}${spec.slice(colon)}`;
+      bindMounts.push(bindMount(occurrence, hostPath, volume.target, volume.readOnly));
     }
     binds.push(bind);
   }
@@ -285,7 +301,8 @@ export function translateMounts(
           `a bind mount needs an absolute source path (or one starting with ./, relative to the step's folder)`,
         );
       }
-      bindMounts.push(bindMount(occurrence, source, mount.Target, readOnly));
+      mount.Source = hostPathToMount(source);
+      bindMounts.push(bindMount(occurrence, mount.Source, mount.Target, readOnly));
     }
     // A local volume with `o=bind` and a device is a bind mount of that host path in disguise.
     const driverOptions = mount.VolumeOptions?.DriverConfig?.Options;

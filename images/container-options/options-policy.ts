@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import type { TranslatedOptions } from './container-settings.js';
 import { isInside, resolveHostPath } from './host-paths.js';
 import { OptionsForbiddenError } from './options-errors.js';
+import { isLocalVolumeDriver, volumeHostMount } from './families/mounts.js';
 import { normalizeCapabilities } from './families/security.js';
 import { parseBoolean } from './units.js';
 import { splitKeyValue } from './value-syntax.js';
@@ -14,7 +15,11 @@ export interface OptionsPolicy {
   allowHostNamespaces: boolean;
   /** Capabilities beyond SAFE_CAPABILITIES that `--cap-add` may add (`ALL` allows any). */
   allowedCapabilities: string[];
-  /** `--device`, `--gpus`, `--device-cgroup-rule`. */
+  /**
+   * `--device`, `--gpus`, `--device-cgroup-rule`; local volumes that mount a file system
+   * (`volume-opt` type/device/o, but binds and tmpfs); volume plugins (`--volume-driver`,
+   * `volume-driver=` other than `local`).
+   */
   allowDevices: boolean;
   /**
    * `--security-opt seccomp=unconfined|<profile>`, `apparmor=<profile>` (but docker-default),
@@ -239,6 +244,26 @@ export function checkOptionsPolicy(translated: TranslatedOptions, policy: Option
         'allowDevices',
         'it grants access to host devices',
       );
+    }
+    const plugin =
+      'a volume plugin may mount any host path, device or network share (from the volume name or its options), which cuttle cannot check';
+    // It also drives the anonymous volumes of the image's VOLUME lines.
+    if (host.VolumeDriver !== undefined && !isLocalVolumeDriver(host.VolumeDriver)) {
+      forbidden(`--volume-driver ${host.VolumeDriver}`, 'allowDevices', plugin);
+    }
+    for (const mount of host.Mounts ?? []) {
+      const use = volumeHostMount(mount);
+      if (use?.kind === 'plugin') {
+        forbidden(`--mount volume-driver=${use.driver}`, 'allowDevices', plugin);
+      }
+      if (use?.kind === 'filesystem') {
+        // Not `o`: it may hold a network share's password.
+        forbidden(
+          `--mount type=volume,target=${mount.Target}`,
+          'allowDevices',
+          `its volume-opt type=${use.type} device=${use.device} makes the Docker engine mount that file system on the worker, as root`,
+        );
+      }
     }
   }
 

@@ -263,4 +263,65 @@ describe('container options: worker policy', function () {
     assert.equal(forbidden(options).setting, 'allowedBindMounts');
     check(options, { allowedBindMounts: ['/etc'] });
   });
+
+  for (const o of ['rbind', 'bind,ro', 'ro,rbind', 'nosuid,bind,nodev']) {
+    it(`treats a local volume with o=${o} as a bind mount of its device`, function () {
+      const options = `--mount 'type=volume,target=/h,volume-opt=type=none,"volume-opt=o=${o}",volume-opt=device=/'`;
+      const error = forbidden(options, { allowedBindMounts: [allowedRoot] });
+      assert.equal(error.setting, 'allowedBindMounts');
+      assert.match(error.message, /\/ is the root, a system folder or the Docker socket/);
+      const inside = options.replace('device=/', `device=${allowedRoot}/root-link/etc/x`);
+      assert.match(forbidden(inside, { allowedBindMounts: [allowedRoot] }).message, /\/etc\/x is/);
+      check(options, { allowedBindMounts: ['/'] });
+    });
+  }
+
+  for (const options of [
+    '--mount type=volume,target=/d,volume-opt=type=ext4,volume-opt=device=/dev/sda1',
+    '--mount type=volume,target=/d,volume-opt=type=ext4,volume-opt=device=/dev/sda1,volume-opt=o=ro',
+    '--mount type=volume,target=/n,volume-opt=type=nfs,volume-opt=o=addr=10.0.0.1,volume-opt=device=:/export',
+    '--mount type=volume,target=/o,volume-opt=type=overlay,volume-opt=o=lowerdir=/etc,volume-opt=device=overlay',
+    // Not a bind for the kernel (the flag must be exact), so it is a file system mount.
+    '--mount type=volume,target=/d,volume-opt=type=none,volume-opt=o=Bind,volume-opt=device=/etc',
+  ]) {
+    it(`refuses a local volume that mounts a file system unless allowDevices: ${options}`, function () {
+      const error = forbidden(options);
+      assert.equal(error.setting, 'allowDevices');
+      assert.match(error.message, /makes the Docker engine mount .* on the worker, as root/);
+      assert.match(
+        error.message,
+        /allowDevices in the agent's configuration file, or --allow-devices/,
+      );
+      check(options, { allowDevices: true });
+    });
+  }
+
+  it('allows a local tmpfs volume, which mounts nothing of the host', function () {
+    check(
+      '--mount type=volume,target=/t,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=64m',
+    );
+  });
+
+  for (const options of [
+    '--mount type=volume,source=share,target=/x,volume-driver=netshare',
+    '--mount type=volume,target=/x,volume-driver=local-persist,volume-opt=mountpoint=/etc',
+    '--volume-driver nfs -v host/export:/m',
+    '--volume-driver nfs',
+  ]) {
+    it(`refuses a volume plugin unless allowDevices: ${options}`, function () {
+      const error = forbidden(options);
+      assert.equal(error.setting, 'allowDevices');
+      assert.match(
+        error.message,
+        /a volume plugin may mount any host path, device or network share/,
+      );
+      check(options, { allowDevices: true });
+    });
+  }
+
+  it('allows the local volume driver by name', function () {
+    check(
+      '--volume-driver local -v named:/n --mount type=volume,source=v,target=/v,volume-driver=local',
+    );
+  });
 });

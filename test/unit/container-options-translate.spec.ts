@@ -302,6 +302,24 @@ describe('container options: translation', function () {
         '--mount "type=volume,target=/x,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=/etc"',
       );
       assert.equal(translated.bindMounts[0]?.hostPath, '/etc');
+      const rbind = translate(
+        `--mount 'type=volume,target=/h,volume-opt=type=none,"volume-opt=o=ro,rbind",volume-opt=device=${work}/../${work.split('/').pop() ?? ''}/new'`,
+      );
+      assert.deepEqual(
+        rbind.bindMounts.map(({ hostPath, containerPath }) => ({ hostPath, containerPath })),
+        [{ hostPath: `${work}/new`, containerPath: '/h' }],
+      );
+      assert.equal(
+        rbind.hostConfig.Mounts?.[0]?.VolumeOptions?.DriverConfig?.Options?.device,
+        `${work}/new`,
+        'the engine is sent the resolved device',
+      );
+      assert.match(
+        refusal(
+          '--mount type=volume,target=/x,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=etc',
+        ),
+        /needs an absolute host path as its device/,
+      );
     });
 
     it('says what is wrong with a --mount', function () {

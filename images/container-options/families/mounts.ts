@@ -283,6 +283,38 @@ function parseMount(value: string, ctx: OptionsContext): MountSpec {
   return mount;
 }
 
+/**
+ * What a `--mount type=volume` makes the engine mount from the host rather than a folder of its
+ * own: the local driver's `type`, `device` and `o` options are mount(2)'s arguments, run by dockerd
+ * as root. `bind`: a bind of the host path `device` (o has the exact flag `bind` or `rbind`, as
+ * moby's mount option table reads it). `filesystem`: any other mount of a device, image or network
+ * share. `plugin`: a volume driver other than `local`, which may mount anything from the volume's
+ * name or options. A tmpfs volume mounts nothing of the host.
+ */
+export type VolumeHostMount =
+  | { kind: 'bind'; device: string }
+  | { kind: 'filesystem'; type: string; device: string }
+  | { kind: 'plugin'; driver: string };
+
+export function volumeHostMount(mount: MountSpec): VolumeHostMount | undefined {
+  if (mount.Type !== 'volume') return undefined;
+  const driver = mount.VolumeOptions?.DriverConfig?.Name ?? '';
+  if (!isLocalVolumeDriver(driver)) return { kind: 'plugin', driver };
+  const { type, device, o } = mount.VolumeOptions?.DriverConfig?.Options ?? {};
+  if (type === undefined && device === undefined && o === undefined) return undefined;
+  const flags = (o ?? '').split(',');
+  if (device !== undefined && (flags.includes('bind') || flags.includes('rbind'))) {
+    return { kind: 'bind', device };
+  }
+  if (type === 'tmpfs') return undefined;
+  return { kind: 'filesystem', type: type ?? '', device: device ?? '' };
+}
+
+/** The engine's own driver; unset means the daemon's default, `local`. */
+export function isLocalVolumeDriver(driver: string): boolean {
+  return driver === '' || driver === 'local';
+}
+
 export function translateMounts(
   flags: Flags,
   { hostConfig, bindMounts }: TranslatedOptions,
@@ -304,15 +336,18 @@ export function translateMounts(
       mount.Source = hostPathToMount(source);
       bindMounts.push(bindMount(occurrence, mount.Source, mount.Target, readOnly));
     }
-    // A local volume with `o=bind` and a device is a bind mount of that host path in disguise.
     const driverOptions = mount.VolumeOptions?.DriverConfig?.Options;
-    const device = driverOptions?.device;
-    if (
-      mount.Type === 'volume' &&
-      device !== undefined &&
-      /\bbind\b/.test(driverOptions?.o ?? '')
-    ) {
-      bindMounts.push(bindMount(occurrence, device, mount.Target, readOnly));
+    const host = volumeHostMount(mount);
+    if (host?.kind === 'bind' && driverOptions !== undefined) {
+      // dockerd would take a relative device from its own working directory.
+      if (!posix.isAbsolute(host.device)) {
+        throw invalid(
+          occurrence,
+          `a local volume that binds a host folder (o=bind or rbind) needs an absolute host path as its device, not ${host.device}`,
+        );
+      }
+      driverOptions.device = hostPathToMount(host.device);
+      bindMounts.push(bindMount(occurrence, driverOptions.device, mount.Target, readOnly));
     }
   }
   if (mounts.length > 0) hostConfig.Mounts = mounts;

@@ -1,4 +1,6 @@
 import { mergeIntoCreateOptions, type TranslatedOptions } from './container-options/index.js';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import semver from 'semver';
@@ -87,10 +89,17 @@ export class DockerClient {
   readonly #docker: Dockerode;
   /** Where the engine is expected, for error messages. */
   readonly endpoint: string;
+  /**
+   * The unix sockets this client may dial (both defaults when DOCKER_HOST is unset; none for a
+   * tcp:// or ssh:// engine): whoever can reach one controls the engine, so the agent protects
+   * them from step bind mounts (OptionsPolicy.protectedHostPaths).
+   */
+  readonly socketPaths: readonly string[];
 
-  private constructor(docker: Dockerode, endpoint: string) {
+  private constructor(docker: Dockerode, endpoint: string, socketPaths: readonly string[]) {
     this.#docker = docker;
     this.endpoint = endpoint;
+    this.socketPaths = socketPaths;
   }
 
   /**
@@ -107,7 +116,7 @@ export class DockerClient {
       const docker = new Docker(
         options.socketPath === undefined ? undefined : { socketPath: options.socketPath },
       );
-      return new DockerClient(docker, endpoint);
+      return new DockerClient(docker, endpoint, unixSockets(options.socketPath));
     } catch (error) {
       // dockerode throws while parsing a malformed DOCKER_HOST.
       throw new DockerUnavailableError(
@@ -552,6 +561,17 @@ export class DockerClient {
       throw toDockerError(this.endpoint, `inspect container ${id}`, error);
     }
   }
+}
+
+/** The unix sockets dockerode's modem may dial, as it reads DOCKER_HOST. */
+function unixSockets(socketPath: string | undefined): string[] {
+  if (socketPath !== undefined) return [socketPath];
+  const host = process.env.DOCKER_HOST ?? '';
+  const path = host.startsWith('unix://') ? host.slice('unix://'.length) : undefined;
+  if (host !== '' && path === undefined) return [];
+  if (path !== undefined && path !== '') return [path];
+  // The modem's default: Docker Desktop's per-user socket when it exists, else the system one.
+  return ['/var/run/docker.sock', join(homedir(), '.docker', 'run', 'docker.sock')];
 }
 
 /** What a cancelled engine call throws: the signal's reason when it is an Error. */

@@ -30,7 +30,17 @@ export interface OptionsPolicy {
   allowedBindMounts: string[];
   /** `--volumes-from`: another container's mounts may include anything. */
   allowVolumesFrom: boolean;
+  /**
+   * Host paths the agent itself guards, checked like SENSITIVE_HOST_PATHS but more strictly: a bind
+   * inside one needs an allowedBindMounts entry naming it or a folder inside it (a broad prefix
+   * does not do), and a bind holding one is refused. Not configuration: the agent passes its home
+   * (other steps' folders and variables files, the journal) and the Docker socket it dials.
+   */
+  protectedHostPaths?: string[];
 }
+
+/** The settings a worker's owner configures. */
+type PolicySetting = Exclude<keyof OptionsPolicy, 'protectedHostPaths'>;
 
 export const DEFAULT_OPTIONS_POLICY: OptionsPolicy = Object.freeze({
   allowPrivileged: false,
@@ -54,7 +64,7 @@ export const POLICY_SETTINGS = {
   allowUnconfined: { key: 'allowUnconfined', flag: '--allow-unconfined' },
   allowedBindMounts: { key: 'allowedBindMounts', flag: '--allow-bind-mount PATH' },
   allowVolumesFrom: { key: 'allowVolumesFrom', flag: '--allow-volumes-from' },
-} as const satisfies Record<keyof OptionsPolicy, { key: string; flag: string }>;
+} as const satisfies Record<PolicySetting, { key: string; flag: string }>;
 
 /**
  * Capabilities `--cap-add` may add without any setting: Docker's default set (re-adding one is a
@@ -111,7 +121,7 @@ export const SENSITIVE_HOST_PATHS: readonly string[] = [
   '/run/containerd',
 ];
 
-function forbidden(option: string, setting: keyof OptionsPolicy, what: string): never {
+function forbidden(option: string, setting: PolicySetting, what: string): never {
   const { key, flag } = POLICY_SETTINGS[setting];
   throw new OptionsForbiddenError(
     `Option ${option} is forbidden by this worker's policy: ${what}. The worker's owner can allow it with ${key} in the agent's configuration file, or ${flag} on \`cuttle agent\`.`,
@@ -292,9 +302,9 @@ export function checkOptionsPolicy(translated: TranslatedOptions, policy: Option
     );
   }
 
-  const allowed = policy.allowedBindMounts.map(
-    (prefix) => resolveHostPath(prefix) ?? posix.resolve(prefix),
-  );
+  const resolve = (path: string): string => resolveHostPath(path) ?? posix.resolve(path);
+  const allowed = policy.allowedBindMounts.map(resolve);
+  const guarded = (policy.protectedHostPaths ?? []).map(resolve);
   for (const bind of translated.bindMounts) {
     const path = resolveHostPath(bind.hostPath);
     if (path === undefined) {
@@ -311,6 +321,24 @@ export function checkOptionsPolicy(translated: TranslatedOptions, policy: Option
           ? 'this worker allows no bind mounts'
           : `${path} is not under an allowed host path (${allowed.join(', ')})`;
       forbidden(bind.option, 'allowedBindMounts', why);
+    }
+    for (const folder of guarded) {
+      if (isInside(path, folder)) {
+        // Only an entry naming the folder or something inside it counts, not a broad prefix.
+        if (allowed.some((prefix) => isInside(path, prefix) && isInside(prefix, folder))) continue;
+        forbidden(
+          bind.option,
+          'allowedBindMounts',
+          `${path} is inside ${folder}, which the agent protects (its home, or the Docker socket); only an allowed path naming ${folder} or a folder inside it allows it`,
+        );
+      }
+      if (isInside(folder, path)) {
+        forbidden(
+          bind.option,
+          'allowedBindMounts',
+          `${path} holds ${folder}, which the agent protects (its home, or the Docker socket); mount a folder beside it instead`,
+        );
+      }
     }
   }
 }

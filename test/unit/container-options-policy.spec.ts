@@ -232,6 +232,67 @@ describe('container options: worker policy', function () {
     assert.match(error.message, /cannot be resolved/);
   });
 
+  describe('paths the agent protects (its home, the Docker socket)', function () {
+    let home = '';
+    before(async function () {
+      home = join(allowedRoot, 'agent-home');
+      await mkdir(join(home, 'Work'), { recursive: true });
+      await symlink(home, join(allowedRoot, 'home-link'));
+    });
+
+    it('refuses a bind inside or holding one, though an allowed prefix covers it', function () {
+      const policy = { allowedBindMounts: [allowedRoot], protectedHostPaths: [home] };
+      for (const options of [
+        `-v ${home}/Work:/w`,
+        `-v ${home}:/h`,
+        `-v ${allowedRoot}:/r`,
+        `-v ${allowedRoot}/home-link/Work/other-step:/w`,
+        `-v ${allowedRoot}/root-link${home}/Work:/w`,
+        `--mount type=bind,source=${home}/Work,target=/w`,
+      ]) {
+        const error = forbidden(options, policy);
+        assert.equal(error.setting, 'allowedBindMounts');
+        assert.match(
+          error.message,
+          new RegExp(`(is inside|holds) ${home}, which the agent protects`),
+          options,
+        );
+      }
+      check(`-v ${allowedRoot}/elsewhere:/e`, policy);
+    });
+
+    it('resolves the protected paths too, and refuses the folder holding a socket', function () {
+      const socket = join(allowedRoot, 'run', 'docker.sock');
+      const policy = {
+        allowedBindMounts: [allowedRoot],
+        protectedHostPaths: [join(allowedRoot, 'home-link'), socket],
+      };
+      assert.match(forbidden(`-v ${home}/Work:/w`, policy).message, /which the agent protects/);
+      assert.match(forbidden(`-v ${socket}:/s`, policy).message, /which the agent protects/);
+      assert.match(
+        forbidden(`-v ${allowedRoot}/run:/s`, policy).message,
+        /which the agent protects/,
+      );
+    });
+
+    it('allows one when allowedBindMounts names it, or a folder inside it', function () {
+      const protectedHostPaths = [home];
+      check(`-v ${home}/Work/x:/w`, {
+        allowedBindMounts: [allowedRoot, `${home}/Work`],
+        protectedHostPaths,
+      });
+      check(`-v ${home}/Work:/w`, { allowedBindMounts: [home], protectedHostPaths });
+      check(`-v ${home}:/h`, { allowedBindMounts: [home], protectedHostPaths });
+      // Never a folder holding one: the step would get the whole home.
+      assert.match(
+        forbidden(`-v ${allowedRoot}:/r`, { allowedBindMounts: [allowedRoot], protectedHostPaths })
+          .message,
+        /holds .*, which the agent protects .*; mount a folder beside it instead/,
+      );
+      check(`-v ${allowedRoot}:/r`, { allowedBindMounts: [allowedRoot], protectedHostPaths: [] });
+    });
+  });
+
   it('refuses a bind of / unless / is allowed', function () {
     assert.equal(forbidden('-v /:/host').option, '-v /:/host');
     check('-v /:/host', { allowedBindMounts: ['/'] });

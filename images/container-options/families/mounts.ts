@@ -80,6 +80,15 @@ function parseVolumeSpec(spec: string): {
   return volume;
 }
 
+/** The container path of a `-v` / HostConfig.Binds entry, or undefined when it cannot be parsed. */
+export function volumeTarget(spec: string): string | undefined {
+  try {
+    return parseVolumeSpec(spec).target;
+  } catch {
+    return undefined;
+  }
+}
+
 /** -v, --tmpfs, --read-only, --volumes-from, --volume-driver and --storage-opt. */
 export function translateVolumes(
   flags: Flags,

@@ -81,6 +81,16 @@ export interface PullResult {
   upToDate: boolean;
 }
 
+/** The answers of POST /containers/create, as the modem wants them: true for success. */
+const CREATE_STATUS_CODES = {
+  200: true,
+  201: true,
+  400: 'bad parameter',
+  404: 'not found',
+  409: 'conflict',
+  500: 'server error',
+};
+
 /** Where an image's files are read from without running it: a created, never started container. */
 const INERT_COMMAND = ['/cuttle-inspect-only-never-started'];
 
@@ -290,7 +300,7 @@ export class DockerClient {
    */
   async createInertContainer(image: string, labels: Record<string, string>): Promise<string> {
     try {
-      const container = await this.#docker.createContainer({
+      return await this.#createContainer({
         Image: image,
         Entrypoint: [''],
         Cmd: INERT_COMMAND,
@@ -298,7 +308,6 @@ export class DockerClient {
         NetworkDisabled: true,
         HostConfig: { NetworkMode: 'none', LogConfig: { Type: 'none', Config: {} } },
       });
-      return container.id;
     } catch (error) {
       if (statusCodeOf(error) === 404) {
         throw new ImageNotFoundError(image, `Image ${image} is not present on this worker.`, {
@@ -456,11 +465,9 @@ export class DockerClient {
    */
   async createStepContainer(spec: StepContainerSpec, options?: TranslatedOptions): Promise<string> {
     const base = toCreateOptions(spec);
+    const create = options === undefined ? base : mergeIntoCreateOptions(base, options);
     try {
-      const container = await this.#docker.createContainer(
-        options === undefined ? base : mergeIntoCreateOptions(base, options),
-      );
-      return container.id;
+      return await this.#createContainer(create);
     } catch (error) {
       if (statusCodeOf(error) === 404) {
         throw new ImageNotFoundError(
@@ -471,6 +478,35 @@ export class DockerClient {
       }
       throw toDockerError(this.endpoint, `create a container from ${spec.image}`, error);
     }
+  }
+
+  /**
+   * POST /containers/create with the options only in the body. dockerode's createContainer also
+   * serialises the whole body into the query string, which put variables (secrets), env files and
+   * seccomp profiles in the request line that dockerd logs, and fails past the engine's URL limit.
+   * `platform` and `name` are the only query parameters the endpoint reads.
+   */
+  async #createContainer(options: Dockerode.ContainerCreateOptions): Promise<string> {
+    const { platform, name, ...body } = options;
+    const query: Record<string, string> = {};
+    if (platform !== undefined) query.platform = platform;
+    if (name !== undefined) query.name = name;
+    const data = await new Promise<unknown>((resolve, reject) => {
+      this.#docker.modem.dial(
+        {
+          // The modem adds a query string only to a path ending in `?`.
+          path: Object.keys(query).length > 0 ? '/containers/create?' : '/containers/create',
+          method: 'POST',
+          options: { _query: query, _body: body },
+          statusCodes: CREATE_STATUS_CODES,
+        },
+        (error, result) => (error === null ? resolve(result) : reject(error)),
+      );
+    });
+    const id: unknown =
+      typeof data === 'object' && data !== null ? Reflect.get(data, 'Id') : undefined;
+    if (typeof id !== 'string') throw new Error('the engine answered without a container id');
+    return id;
   }
 
   async start(id: string): Promise<void> {

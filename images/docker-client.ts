@@ -22,6 +22,7 @@ import {
   ImageNotFoundError,
   ImagePullFailedError,
   engineMessageOf,
+  isNoSuchImage,
   isUnreachable,
   statusCodeOf,
   toDockerError,
@@ -309,7 +310,7 @@ export class DockerClient {
         HostConfig: { NetworkMode: 'none', LogConfig: { Type: 'none', Config: {} } },
       });
     } catch (error) {
-      if (statusCodeOf(error) === 404) {
+      if (isNoSuchImage(error)) {
         throw new ImageNotFoundError(image, `Image ${image} is not present on this worker.`, {
           cause: error,
         });
@@ -469,7 +470,8 @@ export class DockerClient {
     try {
       return await this.#createContainer(create);
     } catch (error) {
-      if (statusCodeOf(error) === 404) {
+      // The engine also answers 404 for a missing network, --link target or volume plugin.
+      if (isNoSuchImage(error)) {
         throw new ImageNotFoundError(
           spec.image,
           `Image ${spec.image} is not present on this worker; pull or build it first.`,

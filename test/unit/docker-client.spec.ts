@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerClient } from '../../images/docker-client.js';
-import { ImageNotFoundError } from '../../images/docker-errors.js';
+import { DockerOperationError, ImageNotFoundError } from '../../images/docker-errors.js';
 import { translateContainerOptions } from '../../images/container-options/index.js';
 import type { StepContainerSpec } from '../../images/step-container-spec.js';
 
@@ -129,5 +129,25 @@ describe('images: DockerClient', function () {
       );
       await assert.rejects(docker.createInertContainer('alpine:nope', {}), ImageNotFoundError);
     });
+
+    for (const message of [
+      'network ci not found',
+      'could not get container for db: No such container: db',
+      'error looking up volume plugin nfs: plugin "nfs" not found',
+    ]) {
+      it(`reports another 404 with the engine's words: ${message}`, async function () {
+        answer = { status: 404, body: { message } };
+        await assert.rejects(docker.createStepContainer(spec), (error) => {
+          assert.ok(!(error instanceof ImageNotFoundError), 'not image-not-found');
+          assert.ok(error instanceof DockerOperationError, String(error));
+          assert.equal(error.statusCode, 404);
+          assert.equal(
+            error.message,
+            `Docker engine failed to create a container from alpine:3: ${message}`,
+          );
+          return true;
+        });
+      });
+    }
   });
 });

@@ -1,4 +1,6 @@
 import { mergeIntoCreateOptions, type TranslatedOptions } from './container-options/index.js';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import semver from 'semver';
@@ -20,6 +22,7 @@ import {
   ImageNotFoundError,
   ImagePullFailedError,
   engineMessageOf,
+  isNoSuchImage,
   isUnreachable,
   statusCodeOf,
   toDockerError,
@@ -79,6 +82,16 @@ export interface PullResult {
   upToDate: boolean;
 }
 
+/** The answers of POST /containers/create, as the modem wants them: true for success. */
+const CREATE_STATUS_CODES = {
+  200: true,
+  201: true,
+  400: 'bad parameter',
+  404: 'not found',
+  409: 'conflict',
+  500: 'server error',
+};
+
 /** Where an image's files are read from without running it: a created, never started container. */
 const INERT_COMMAND = ['/cuttle-inspect-only-never-started'];
 
@@ -87,10 +100,17 @@ export class DockerClient {
   readonly #docker: Dockerode;
   /** Where the engine is expected, for error messages. */
   readonly endpoint: string;
+  /**
+   * The unix sockets this client may dial (both defaults when DOCKER_HOST is unset; none for a
+   * tcp:// or ssh:// engine): whoever can reach one controls the engine, so the agent protects
+   * them from step bind mounts (OptionsPolicy.protectedHostPaths).
+   */
+  readonly socketPaths: readonly string[];
 
-  private constructor(docker: Dockerode, endpoint: string) {
+  private constructor(docker: Dockerode, endpoint: string, socketPaths: readonly string[]) {
     this.#docker = docker;
     this.endpoint = endpoint;
+    this.socketPaths = socketPaths;
   }
 
   /**
@@ -107,7 +127,7 @@ export class DockerClient {
       const docker = new Docker(
         options.socketPath === undefined ? undefined : { socketPath: options.socketPath },
       );
-      return new DockerClient(docker, endpoint);
+      return new DockerClient(docker, endpoint, unixSockets(options.socketPath));
     } catch (error) {
       // dockerode throws while parsing a malformed DOCKER_HOST.
       throw new DockerUnavailableError(
@@ -281,7 +301,7 @@ export class DockerClient {
    */
   async createInertContainer(image: string, labels: Record<string, string>): Promise<string> {
     try {
-      const container = await this.#docker.createContainer({
+      return await this.#createContainer({
         Image: image,
         Entrypoint: [''],
         Cmd: INERT_COMMAND,
@@ -289,9 +309,8 @@ export class DockerClient {
         NetworkDisabled: true,
         HostConfig: { NetworkMode: 'none', LogConfig: { Type: 'none', Config: {} } },
       });
-      return container.id;
     } catch (error) {
-      if (statusCodeOf(error) === 404) {
+      if (isNoSuchImage(error)) {
         throw new ImageNotFoundError(image, `Image ${image} is not present on this worker.`, {
           cause: error,
         });
@@ -447,13 +466,12 @@ export class DockerClient {
    */
   async createStepContainer(spec: StepContainerSpec, options?: TranslatedOptions): Promise<string> {
     const base = toCreateOptions(spec);
+    const create = options === undefined ? base : mergeIntoCreateOptions(base, options);
     try {
-      const container = await this.#docker.createContainer(
-        options === undefined ? base : mergeIntoCreateOptions(base, options),
-      );
-      return container.id;
+      return await this.#createContainer(create);
     } catch (error) {
-      if (statusCodeOf(error) === 404) {
+      // The engine also answers 404 for a missing network, --link target or volume plugin.
+      if (isNoSuchImage(error)) {
         throw new ImageNotFoundError(
           spec.image,
           `Image ${spec.image} is not present on this worker; pull or build it first.`,
@@ -462,6 +480,35 @@ export class DockerClient {
       }
       throw toDockerError(this.endpoint, `create a container from ${spec.image}`, error);
     }
+  }
+
+  /**
+   * POST /containers/create with the options only in the body. dockerode's createContainer also
+   * serialises the whole body into the query string, which put variables (secrets), env files and
+   * seccomp profiles in the request line that dockerd logs, and fails past the engine's URL limit.
+   * `platform` and `name` are the only query parameters the endpoint reads.
+   */
+  async #createContainer(options: Dockerode.ContainerCreateOptions): Promise<string> {
+    const { platform, name, ...body } = options;
+    const query: Record<string, string> = {};
+    if (platform !== undefined) query.platform = platform;
+    if (name !== undefined) query.name = name;
+    const data = await new Promise<unknown>((resolve, reject) => {
+      this.#docker.modem.dial(
+        {
+          // The modem adds a query string only to a path ending in `?`.
+          path: Object.keys(query).length > 0 ? '/containers/create?' : '/containers/create',
+          method: 'POST',
+          options: { _query: query, _body: body },
+          statusCodes: CREATE_STATUS_CODES,
+        },
+        (error, result) => (error === null ? resolve(result) : reject(error)),
+      );
+    });
+    const id: unknown =
+      typeof data === 'object' && data !== null ? Reflect.get(data, 'Id') : undefined;
+    if (typeof id !== 'string') throw new Error('the engine answered without a container id');
+    return id;
   }
 
   async start(id: string): Promise<void> {
@@ -552,6 +599,17 @@ export class DockerClient {
       throw toDockerError(this.endpoint, `inspect container ${id}`, error);
     }
   }
+}
+
+/** The unix sockets dockerode's modem may dial, as it reads DOCKER_HOST. */
+function unixSockets(socketPath: string | undefined): string[] {
+  if (socketPath !== undefined) return [socketPath];
+  const host = process.env.DOCKER_HOST ?? '';
+  const path = host.startsWith('unix://') ? host.slice('unix://'.length) : undefined;
+  if (host !== '' && path === undefined) return [];
+  if (path !== undefined && path !== '') return [path];
+  // The modem's default: Docker Desktop's per-user socket when it exists, else the system one.
+  return ['/var/run/docker.sock', join(homedir(), '.docker', 'run', 'docker.sock')];
 }
 
 /** What a cancelled engine call throws: the signal's reason when it is an Error. */

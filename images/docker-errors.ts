@@ -129,6 +129,14 @@ export function engineMessageOf(error: unknown): string {
   return message.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
 }
 
+/**
+ * Whether the engine said the image is missing ("No such image: alpine:nope"). Container create
+ * also answers 404 for a missing network, `--link` target or volume plugin, which are not.
+ */
+export function isNoSuchImage(error: unknown): boolean {
+  return statusCodeOf(error) === 404 && /\bno such image\b/i.test(engineMessageOf(error));
+}
+
 export function isUnreachable(error: unknown): boolean {
   const code = systemCodeOf(error);
   return statusCodeOf(error) === undefined && code !== undefined && UNREACHABLE_CODES.has(code);

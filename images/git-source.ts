@@ -17,27 +17,48 @@ export const MASK = '********';
 
 /**
  * The secrets a Git URL carries, to be masked everywhere: the password of `user:password@`, or the
- * user part alone when it has no password (a token used as the user name). Both as written and
- * percent-decoded.
+ * user part alone when it has no password (a token used as the user name), and the values of its
+ * query string (`?private_token=…`). Each as written and percent-decoded.
  */
 export function gitUrlSecrets(url: string): string[] {
+  const secrets: string[] = [];
   const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^@/?#]*)@/i.exec(url)?.[1];
-  if (userinfo === undefined || userinfo === '') return [];
-  const colon = userinfo.indexOf(':');
-  const secret = colon >= 0 ? userinfo.slice(colon + 1) : userinfo;
-  if (secret === '') return [];
-  return [...new Set([secret, safeDecode(secret)])].filter((value) => value !== '');
+  if (userinfo !== undefined) {
+    const colon = userinfo.indexOf(':');
+    secrets.push(colon >= 0 ? userinfo.slice(colon + 1) : userinfo);
+  }
+  for (const [, value] of queryParameters(url)) secrets.push(value);
+  return [...new Set(secrets.flatMap((secret) => [secret, safeDecode(secret)]))].filter(
+    (value) => value !== '',
+  );
 }
 
-/** The URL without its credentials, for labels, logs and messages. */
+/** The URL without its credentials (user info, query values), for labels, logs and messages. */
 export function redactGitUrl(url: string): string {
-  return url.replace(
+  const withoutUserinfo = url.replace(
     /^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*)@/i,
     (_all, scheme: string, info: string) => {
       const colon = info.indexOf(':');
       return colon >= 0 ? `${scheme}${info.slice(0, colon)}:${MASK}@` : `${scheme}${MASK}@`;
     },
   );
+  return withoutUserinfo.replace(/\?[^#]*/, (query) =>
+    query.replace(
+      /([?&])([^=&]*=)?([^&]*)/g,
+      (part, separator: string, name: string | undefined, value: string) =>
+        value === '' ? part : `${separator}${name ?? ''}${MASK}`,
+    ),
+  );
+}
+
+/** `[name, value]` of each `name=value` (or bare `value`) between `?` and `#`. */
+function queryParameters(url: string): [string, string][] {
+  const query = /\?([^#]*)/.exec(url)?.[1];
+  if (query === undefined || query === '') return [];
+  return query.split('&').map((part): [string, string] => {
+    const equals = part.indexOf('=');
+    return equals >= 0 ? [part.slice(0, equals), part.slice(equals + 1)] : ['', part];
+  });
 }
 
 /** Replaces each secret in the text by the mask. */
@@ -49,26 +70,80 @@ export function maskSecrets(text: string, secrets: readonly string[]): string {
   return masked;
 }
 
+const ACCEPTED_FORMS =
+  'use git://…, git@host:path, or an http(s) URL whose path ends in .git (lower case, no query string)';
+
 /**
- * Docker's classic builder takes a remote context as Git only for git://, git@, and http(s) URLs
- * whose path ends in `.git`; anything else it would download as a tarball.
+ * Checks a Git URL (without its fragment) as the engine's classic builder tells a Git remote from a
+ * file to download (moby's urlutil.IsGitURL, case-sensitive, on the whole remote): an http(s) URL
+ * only when the remote ends in `.git` or `.git#fragment`, so a trailing slash, a query string or
+ * `.GIT` would make the engine download the URL as a plain file; else a `git://` or `git@` prefix.
  */
 export function checkGitUrl(url: string): void {
-  const gitLike =
-    /^git:\/\//i.test(url) ||
-    /^git@/i.test(url) ||
-    (/^https?:\/\//i.test(url) && /\.git\/?$/i.test(url.replace(/[?#].*$/, '')));
-  if (!gitLike) {
+  const refuse = (why: string): never => {
     throw new ImageBuildFailedError(
       redactGitUrl(url),
-      `container.git.url ${redactGitUrl(url)} is not a Git URL the Docker engine can build from: use git://..., git@host:path, or an http(s) URL ending in .git`,
+      `container.git.url ${redactGitUrl(url)} is not a Git URL the Docker engine can build from (${why}): ${ACCEPTED_FORMS}`,
+    );
+  };
+  if (url.startsWith('git://') || url.startsWith('git@')) return;
+  if (!url.startsWith('https://') && !url.startsWith('http://')) {
+    refuse('it does not start with git://, git@, http:// or https://, in lower case');
+  }
+  if (url.includes('?')) {
+    refuse(
+      'the engine downloads a URL with a query string as a file; give a token as the user info instead (https://user:token@host/repo.git)',
     );
   }
+  if (!url.endsWith('.git')) refuse('its path does not end in .git');
 }
 
-/** The engine's remote context for a commit: `url#commit:context`. */
+/**
+ * The source as the engine will build it: the URL checked (checkGitUrl), a trailing slash after
+ * `.git` dropped, and a fragment `#ref[:folder]` (the engine's own syntax) moved into `ref` and
+ * `context`, since remoteContext() writes its own fragment. Throws ImageBuildFailedError
+ * (`image-build-failed`) for a URL the engine would not build as Git, or a fragment that
+ * contradicts `ref` or `context`.
+ */
+export function normalizeGitSource(source: GitSource): GitSource {
+  const hash = source.url.indexOf('#');
+  const url = (hash >= 0 ? source.url.slice(0, hash) : source.url).replace(
+    /^(https?:\/\/[^?]*\.git)\/+$/,
+    '$1',
+  );
+  checkGitUrl(url);
+  const fragment = hash >= 0 ? source.url.slice(hash + 1) : '';
+  const colon = fragment.indexOf(':');
+  const fragmentRef = colon >= 0 ? fragment.slice(0, colon) : fragment;
+  const fragmentFolder = folderOf(colon >= 0 ? fragment.slice(colon + 1) : '');
+  const conflict = (what: string, fromUrl: string, given: string): never => {
+    throw new ImageBuildFailedError(
+      redactGitUrl(url),
+      `the URL's fragment names the ${what} ${fromUrl}, but container.git.${what === 'ref' ? 'ref' : 'context'} is ${given}: give it in one place`,
+    );
+  };
+  let ref = source.ref;
+  if (fragmentRef !== '') {
+    if (ref !== undefined && ref !== fragmentRef) conflict('ref', fragmentRef, ref);
+    ref = fragmentRef;
+  }
+  let context = source.context;
+  if (fragmentFolder !== '') {
+    const given = folderOf(context);
+    if (given !== '' && given !== fragmentFolder) conflict('folder', fragmentFolder, context);
+    context = fragmentFolder;
+  }
+  return { ...source, url, ...(ref === undefined ? {} : { ref }), context };
+}
+
+/** A folder of the repository as the remote context writes it: `./docker/` is `docker`, the root ''. */
+function folderOf(context: string): string {
+  return context.replace(/^\.\/?/, '').replace(/\/$/, '');
+}
+
+/** The engine's remote context for a commit: `url#commit:context` (the URL without a fragment). */
 export function remoteContext(source: GitSource, commit: string): string {
-  const context = source.context.replace(/^\.\/?/, '').replace(/\/$/, '');
+  const context = folderOf(source.context);
   return `${source.url}#${commit}${context === '' ? '' : `:${context}`}`;
 }
 

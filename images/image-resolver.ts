@@ -11,8 +11,8 @@ import {
 import type { ImageSummary, RegistryAuth } from './docker-types.js';
 import { Flight, Subscriber } from './flight.js';
 import {
-  checkGitUrl,
   gitUrlSecrets,
+  normalizeGitSource,
   maskSecrets,
   redactGitUrl,
   remoteContext,
@@ -468,28 +468,29 @@ export class ImageResolver {
     hooks: ResolveHooks,
     signal: AbortSignal | undefined,
   ): Promise<ResolvedImage> {
-    checkGitUrl(git.url);
     const secrets = gitUrlSecrets(git.url);
-    const url = redactGitUrl(git.url);
-    const commit = await resolveGitCommit(git.url, git.ref);
-    const context = git.context === '' ? '.' : git.context;
-    const dockerfile = git.dockerfile === '' ? 'Dockerfile' : git.dockerfile;
+    // The URL's own fragment (#ref:folder) becomes ref and context; the engine gets one fragment.
+    const source = normalizeGitSource(git);
+    const url = redactGitUrl(source.url);
+    const commit = await resolveGitCommit(source.url, source.ref);
+    const context = source.context === '' ? '.' : source.context;
+    const dockerfile = source.dockerfile === '' ? 'Dockerfile' : source.dockerfile;
     const hash = sha256(JSON.stringify([url, commit, context, dockerfile]));
     return this.#build(
       {
         tag: `cuttle-build:${hash.slice(0, 32)}`,
-        what: `${url}#${commit.slice(0, 12)}${context === '.' ? '' : `:${context}`} (${git.ref ?? 'default branch'})`,
+        what: `${url}#${commit.slice(0, 12)}${context === '.' ? '' : `:${context}`} (${source.ref ?? 'default branch'})`,
         labels: {
           [BUILD_SOURCE_LABEL]: 'git',
           [BUILD_GIT_URL_LABEL]: url,
-          [BUILD_GIT_REF_LABEL]: git.ref ?? 'HEAD',
+          [BUILD_GIT_REF_LABEL]: source.ref ?? 'HEAD',
           [BUILD_GIT_COMMIT_LABEL]: commit,
           [BUILD_GIT_CONTEXT_LABEL]: context,
           [BUILD_GIT_DOCKERFILE_LABEL]: dockerfile,
         },
         start: () =>
           Promise.resolve({
-            remote: remoteContext({ ...git, context, dockerfile }, commit),
+            remote: remoteContext({ ...source, context, dockerfile }, commit),
             dockerfile,
           }),
         secrets,

@@ -1,8 +1,11 @@
-import { existsSync, realpathSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { TranslatedOptions } from './container-settings.js';
+import { isInside, resolveHostPath } from './host-paths.js';
 import { OptionsForbiddenError } from './options-errors.js';
+import { isLocalVolumeDriver, volumeHostMount } from './families/mounts.js';
 import { normalizeCapabilities } from './families/security.js';
+import { parseBoolean } from './units.js';
+import { splitKeyValue } from './value-syntax.js';
 
 /** What a worker's owner lets steps ask for through container options. */
 export interface OptionsPolicy {
@@ -12,15 +15,32 @@ export interface OptionsPolicy {
   allowHostNamespaces: boolean;
   /** Capabilities beyond SAFE_CAPABILITIES that `--cap-add` may add (`ALL` allows any). */
   allowedCapabilities: string[];
-  /** `--device`, `--gpus`, `--device-cgroup-rule`. */
+  /**
+   * `--device`, `--gpus`, `--device-cgroup-rule`; local volumes that mount a file system
+   * (`volume-opt` type/device/o, but binds and tmpfs); volume plugins (`--volume-driver`,
+   * `volume-driver=` other than `local`).
+   */
   allowDevices: boolean;
-  /** `--security-opt seccomp=unconfined|<profile>`, `apparmor=unconfined`, `label=disable`, `systempaths=unconfined`. */
+  /**
+   * `--security-opt seccomp=unconfined|<profile>`, `apparmor=<profile>` (but docker-default),
+   * `label=…` (any SELinux label), `writable-cgroups=true`, `systempaths=unconfined`.
+   */
   allowUnconfined: boolean;
   /** Host path prefixes that bind mounts may use. Sensitive paths must be listed exactly. */
   allowedBindMounts: string[];
   /** `--volumes-from`: another container's mounts may include anything. */
   allowVolumesFrom: boolean;
+  /**
+   * Host paths the agent itself guards, checked like SENSITIVE_HOST_PATHS but more strictly: a bind
+   * inside one needs an allowedBindMounts entry naming it or a folder inside it (a broad prefix
+   * does not do), and a bind holding one is refused. Not configuration: the agent passes its home
+   * (other steps' folders and variables files, the journal) and the Docker socket it dials.
+   */
+  protectedHostPaths?: string[];
 }
+
+/** The settings a worker's owner configures. */
+type PolicySetting = Exclude<keyof OptionsPolicy, 'protectedHostPaths'>;
 
 export const DEFAULT_OPTIONS_POLICY: OptionsPolicy = Object.freeze({
   allowPrivileged: false,
@@ -44,7 +64,7 @@ export const POLICY_SETTINGS = {
   allowUnconfined: { key: 'allowUnconfined', flag: '--allow-unconfined' },
   allowedBindMounts: { key: 'allowedBindMounts', flag: '--allow-bind-mount PATH' },
   allowVolumesFrom: { key: 'allowVolumesFrom', flag: '--allow-volumes-from' },
-} as const satisfies Record<keyof OptionsPolicy, { key: string; flag: string }>;
+} as const satisfies Record<PolicySetting, { key: string; flag: string }>;
 
 /**
  * Capabilities `--cap-add` may add without any setting: Docker's default set (re-adding one is a
@@ -101,28 +121,13 @@ export const SENSITIVE_HOST_PATHS: readonly string[] = [
   '/run/containerd',
 ];
 
-function forbidden(option: string, setting: keyof OptionsPolicy, what: string): never {
+function forbidden(option: string, setting: PolicySetting, what: string): never {
   const { key, flag } = POLICY_SETTINGS[setting];
   throw new OptionsForbiddenError(
     `Option ${option} is forbidden by this worker's policy: ${what}. The worker's owner can allow it with ${key} in the agent's configuration file, or ${flag} on \`cuttle agent\`.`,
     option,
     key,
   );
-}
-
-function isInside(path: string, folder: string): boolean {
-  return folder === '/' || path === folder || path.startsWith(`${folder}/`);
-}
-
-/** The path with `..` resolved and, where it exists, symbolic links followed. */
-function realHostPath(path: string): string {
-  const normalized = posix.resolve(path);
-  if (!existsSync(normalized)) return normalized;
-  try {
-    return realpathSync(normalized);
-  } catch {
-    return normalized;
-  }
 }
 
 /** The root, a system folder or the Docker socket; anything inside one (but `/`); or a folder holding one. */
@@ -142,6 +147,50 @@ function isAllowed(path: string, allowed: string[]): boolean {
     (prefix) =>
       prefix === path || (prefix !== '/' && isSensitive(prefix) && isInside(path, prefix)),
   );
+}
+
+/**
+ * Why a `--security-opt` can loosen the step container's confinement, or undefined for the few
+ * that keep or tighten the default. Anything not known to be safe needs allowUnconfined, so an
+ * option a newer engine learns is refused rather than let through.
+ */
+function unconfinement(opt: string): string | undefined {
+  if (opt === 'no-new-privileges') return undefined;
+  // The engine's split: at the first `=`, else at the first `:` (the old separator).
+  const [key, value = ''] = opt.includes('=') ? splitKeyValue(opt) : splitKeyValue(opt, ':');
+  switch (key) {
+    case 'no-new-privileges':
+      return undefined;
+    case 'seccomp':
+      if (value === 'builtin') return undefined;
+      return value === 'unconfined'
+        ? "it disables the step container's confinement"
+        : 'a custom seccomp profile can lift all system call confinement';
+    case 'apparmor':
+      if (value === 'docker-default') return undefined;
+      return value === 'unconfined'
+        ? "it disables the step container's confinement"
+        : 'an AppArmor profile other than docker-default can lift the confinement of the step container';
+    case 'label':
+      // type, user and role can pick an unconfined SELinux domain (spc_t, unconfined_u); level
+      // picks the MCS categories that keep containers apart, e.g. another container's.
+      return value === 'disable'
+        ? "it disables the step container's confinement"
+        : "an SELinux label can lift the step container's confinement or its separation from other containers";
+    case 'writable-cgroups':
+      if (isFalse(value)) return undefined;
+      return 'it lets the step change its own cgroup limits';
+    default:
+      return "cuttle cannot tell what it does to the step container's confinement";
+  }
+}
+
+function isFalse(value: string): boolean {
+  try {
+    return !parseBoolean(value);
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -206,25 +255,35 @@ export function checkOptionsPolicy(translated: TranslatedOptions, policy: Option
         'it grants access to host devices',
       );
     }
+    const plugin =
+      'a volume plugin may mount any host path, device or network share (from the volume name or its options), which cuttle cannot check';
+    // It also drives the anonymous volumes of the image's VOLUME lines.
+    if (host.VolumeDriver !== undefined && !isLocalVolumeDriver(host.VolumeDriver)) {
+      forbidden(`--volume-driver ${host.VolumeDriver}`, 'allowDevices', plugin);
+    }
+    for (const mount of host.Mounts ?? []) {
+      const use = volumeHostMount(mount);
+      if (use?.kind === 'plugin') {
+        forbidden(`--mount volume-driver=${use.driver}`, 'allowDevices', plugin);
+      }
+      if (use?.kind === 'filesystem') {
+        // Not `o`: it may hold a network share's password.
+        forbidden(
+          `--mount type=volume,target=${mount.Target}`,
+          'allowDevices',
+          `its volume-opt type=${use.type} device=${use.device} makes the Docker engine mount that file system on the worker, as root`,
+        );
+      }
+    }
   }
 
   if (!policy.allowUnconfined) {
     for (const opt of host.SecurityOpt ?? []) {
-      const [key = '', value = ''] = opt.split(/[=:](.*)/s);
-      const unconfined =
-        (key === 'seccomp' && value !== 'builtin') ||
-        (key === 'apparmor' && value === 'unconfined') ||
-        (key === 'label' && value === 'disable');
-      if (unconfined) {
-        const shown = key === 'seccomp' && value !== 'unconfined' ? 'seccomp=<profile>' : opt;
-        forbidden(
-          `--security-opt ${shown}`,
-          'allowUnconfined',
-          key === 'seccomp' && value !== 'unconfined'
-            ? 'a custom seccomp profile can lift all system call confinement'
-            : "it disables the step container's confinement",
-        );
-      }
+      const why = unconfinement(opt);
+      if (why === undefined) continue;
+      // A profile is shown by name only: translation put its whole JSON in the option.
+      const custom = /^seccomp[=:]/.test(opt) && !/^seccomp[=:]unconfined$/.test(opt);
+      forbidden(`--security-opt ${custom ? 'seccomp=<profile>' : opt}`, 'allowUnconfined', why);
     }
     if (host.MaskedPaths?.length === 0 || host.ReadonlyPaths?.length === 0) {
       forbidden(
@@ -243,9 +302,18 @@ export function checkOptionsPolicy(translated: TranslatedOptions, policy: Option
     );
   }
 
-  const allowed = policy.allowedBindMounts.map((prefix) => realHostPath(prefix));
+  const resolve = (path: string): string => resolveHostPath(path) ?? posix.resolve(path);
+  const allowed = policy.allowedBindMounts.map(resolve);
+  const guarded = (policy.protectedHostPaths ?? []).map(resolve);
   for (const bind of translated.bindMounts) {
-    const path = realHostPath(bind.hostPath);
+    const path = resolveHostPath(bind.hostPath);
+    if (path === undefined) {
+      forbidden(
+        bind.option,
+        'allowedBindMounts',
+        `${bind.hostPath} cannot be resolved (a dangling or looping symbolic link, or a folder cuttle may not read), so cuttle cannot tell what the engine would mount`,
+      );
+    }
     if (!isAllowed(path, allowed)) {
       const why = isSensitive(path)
         ? `${path} is the root, a system folder or the Docker socket (or inside or holding one), which must be allowed by name`
@@ -253,6 +321,24 @@ export function checkOptionsPolicy(translated: TranslatedOptions, policy: Option
           ? 'this worker allows no bind mounts'
           : `${path} is not under an allowed host path (${allowed.join(', ')})`;
       forbidden(bind.option, 'allowedBindMounts', why);
+    }
+    for (const folder of guarded) {
+      if (isInside(path, folder)) {
+        // Only an entry naming the folder or something inside it counts, not a broad prefix.
+        if (allowed.some((prefix) => isInside(path, prefix) && isInside(prefix, folder))) continue;
+        forbidden(
+          bind.option,
+          'allowedBindMounts',
+          `${path} is inside ${folder}, which the agent protects (its home, or the Docker socket); only an allowed path naming ${folder} or a folder inside it allows it`,
+        );
+      }
+      if (isInside(folder, path)) {
+        forbidden(
+          bind.option,
+          'allowedBindMounts',
+          `${path} holds ${folder}, which the agent protects (its home, or the Docker socket); mount a folder beside it instead`,
+        );
+      }
     }
   }
 }

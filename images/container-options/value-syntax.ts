@@ -51,6 +51,15 @@ export function splitKeyValue(
   return at === -1 ? [text, undefined] : [text.slice(0, at), text.slice(at + separator.length)];
 }
 
+// Go's unicode.IsSpace: JavaScript's trim() also strips U+FEFF and keeps U+0085.
+const GO_TRIM =
+  /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+
+/** Go's strings.TrimSpace. */
+export function trimSpace(text: string): string {
+  return text.replace(GO_TRIM, '');
+}
+
 /** Sets `key=value` in the map (a bare `key` to ''), replacing an earlier value. */
 export function setKeyValue(map: Record<string, string>, entry: string): void {
   const [key, value] = splitKeyValue(entry);

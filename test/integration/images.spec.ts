@@ -8,6 +8,7 @@ import {
   DockerUnavailableError,
   ensureDemoImage,
   tarContext,
+  translateContainerOptions,
   type StepContainerSpec,
 } from '../../images/index.js';
 import {
@@ -196,6 +197,17 @@ describe('images: DockerClient against the real engine', function () {
       client.createStepContainer(spec({ image: 'cuttle-no-such-image:nope', command: ['true'] })),
       'image-not-found',
     );
+  });
+
+  it('tells a missing network (also a 404 from create) from a missing image', async function () {
+    const options = translateContainerOptions('--network cuttle-no-such-network', {
+      workFolder: work.path,
+    });
+    const error = await rejectsWithCode(
+      client.createStepContainer(spec({ command: ['true'] }), options),
+      'internal',
+    );
+    assert.match(error.message, /cuttle-no-such-network/);
   });
 
   it('maps a failing build to image-build-failed with the engine message', async function () {

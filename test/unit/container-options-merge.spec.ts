@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { toCreateOptions } from '../../images/step-container-spec.js';
 import {
+  OptionsInvalidError,
   mergeIntoCreateOptions,
   translateContainerOptions,
 } from '../../images/container-options/index.js';
@@ -67,6 +68,56 @@ describe('container options: merging into the step container', function () {
     const merged = merge('--network ci --network-alias a --platform linux/arm64');
     assert.deepEqual(merged.NetworkingConfig, { EndpointsConfig: { ci: { Aliases: ['a'] } } });
     assert.equal(merged.platform, 'linux/arm64');
+  });
+
+  describe('with the tool mounted from an image', function () {
+    const withTool = toCreateOptions({
+      image: 'alpine:3',
+      agentId: 'agent-1',
+      taskId: 'T-1',
+      workFolder: work,
+      command: ['/bin/sh', `${work}/.cuttle/launch.sh`],
+      imageMounts: [{ image: 'cuttle-tool:1.0', target: '/cuttle/tool' }],
+    });
+    const mergeTool = (options: string) =>
+      mergeIntoCreateOptions(withTool, translateContainerOptions(options, { workFolder: work }));
+
+    it('keeps the tool’s image mount beside the options’ mounts', function () {
+      const merged = mergeTool('--mount type=tmpfs,target=/scratch -v named:/cuttle');
+      assert.deepEqual(merged.HostConfig?.Mounts, [
+        { Type: 'image', Source: 'cuttle-tool:1.0', Target: '/cuttle/tool', ReadOnly: true },
+        { Type: 'tmpfs', Target: '/scratch' },
+      ]);
+      assert.deepEqual(merged.HostConfig?.Binds, [`${work}:${work}`, 'named:/cuttle']);
+    });
+
+    const hiding: [options: string, hidden: string][] = [
+      ['--mount type=tmpfs,target=/cuttle/tool', '/cuttle/tool'],
+      ['--mount type=volume,target=/cuttle//tool/', '/cuttle/tool'],
+      ['--mount type=volume,source=v,target=/cuttle/tool/bin', '/cuttle/tool'],
+      ['-v named:/cuttle/tool:ro', '/cuttle/tool'],
+      ['--tmpfs /cuttle/tool', '/cuttle/tool'],
+      ['-v /cuttle/tool', '/cuttle/tool'],
+      [`-v other:${work}`, work],
+      [`--tmpfs ${work}/.cuttle`, work],
+      [`--mount type=tmpfs,target=${work}`, work],
+    ];
+    for (const [options, hidden] of hiding) {
+      it(`refuses ${options}: it would hide the step’s own mount at ${hidden}`, function () {
+        assert.throws(
+          () => mergeTool(options),
+          (error: unknown) => {
+            assert.ok(error instanceof OptionsInvalidError, String(error));
+            assert.equal(error.code, 'options-invalid');
+            assert.match(
+              error.message,
+              new RegExp(`would hide the step's own mount at ${hidden}: mount it elsewhere`),
+            );
+            return true;
+          },
+        );
+      });
+    }
   });
 
   it('does not modify the base options', function () {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -18,11 +18,15 @@ describe('container options: worker policy', function () {
     work = await realpath(await mkdtemp(join(tmpdir(), 'cuttle-policy-work-')));
     allowedRoot = await realpath(await mkdtemp(join(tmpdir(), 'cuttle-policy-allowed-')));
     await symlink('/', join(allowedRoot, 'root-link'));
+    await mkdir(`${allowedRoot}-sibling`);
+    await symlink(`${allowedRoot}-sibling`, join(allowedRoot, 'sibling-link'));
+    await symlink('/nonexistent-cuttle-target/x', join(allowedRoot, 'dangling'));
   });
 
   after(async function () {
     await rm(work, { recursive: true, force: true });
     await rm(allowedRoot, { recursive: true, force: true });
+    await rm(`${allowedRoot}-sibling`, { recursive: true, force: true });
   });
 
   function check(options: string, policy: Partial<OptionsPolicy> = {}): void {
@@ -93,6 +97,12 @@ describe('container options: worker policy', function () {
     check('--cap-add sys_admin', { allowedCapabilities: ['CAP_SYS_ADMIN'] });
   });
 
+  it('compares capability names after trimming blanks, as the docker client does', function () {
+    assert.equal(forbidden("--cap-add ' sys_admin'").option, '--cap-add CAP_SYS_ADMIN');
+    check("--cap-add ' sys_admin'", { allowedCapabilities: ['SYS_ADMIN'] });
+    check('--cap-add sys_admin', { allowedCapabilities: [' sys_admin '] });
+  });
+
   for (const options of [
     '--device /dev/fuse',
     '--gpus all',
@@ -129,9 +139,30 @@ describe('container options: worker policy', function () {
     check('--security-opt seccomp=profile.json', { allowUnconfined: true });
   });
 
-  it('allows confining security options', function () {
+  for (const options of [
+    '--security-opt label=type:spc_t',
+    '--security-opt label:type:spc_t',
+    '--security-opt label=user:unconfined_u',
+    '--security-opt label=role:unconfined_r',
+    '--security-opt label=level:s0-s0:c0.c1023',
+    '--security-opt label=filetype:container_runtime_exec_t',
+    '--security-opt apparmor=unconfined-ish',
+    '--security-opt apparmor:my-profile',
+    '--security-opt writable-cgroups=true',
+  ]) {
+    it(`refuses ${options} unless allowUnconfined: it can lift the confinement`, function () {
+      const error = forbidden(options);
+      assert.equal(error.option, options);
+      assert.equal(error.setting, 'allowUnconfined');
+      assert.match(error.message, /--allow-unconfined/);
+      check(options, { allowUnconfined: true });
+    });
+  }
+
+  it('allows the security options that keep or tighten the default confinement', function () {
     check(
-      '--security-opt seccomp=builtin --security-opt apparmor=docker-default --security-opt label=level:s0',
+      '--security-opt seccomp=builtin --security-opt apparmor=docker-default --security-opt no-new-privileges ' +
+        '--security-opt no-new-privileges=true --security-opt no-new-privileges:false --security-opt writable-cgroups=false',
     );
   });
 
@@ -175,6 +206,93 @@ describe('container options: worker policy', function () {
     assert.match(error.message, /\/ is the root, a system folder or the Docker socket/);
   });
 
+  it('follows symbolic links in the part of a path that exists, as dockerd creating the rest would', function () {
+    const policy = { allowedBindMounts: [allowedRoot] };
+    for (const options of [
+      `-v ${allowedRoot}/root-link/root/.absent:/x`,
+      `--mount type=bind,source=${allowedRoot}/root-link/etc/absent,target=/x`,
+    ]) {
+      assert.match(
+        forbidden(options, policy).message,
+        /\/(root|etc)\/\.?absent is the root, a system folder or the Docker socket/,
+      );
+    }
+    // `${allowedRoot}-sibling` starts with the allowed path's text but is not inside it.
+    assert.match(
+      forbidden(`-v ${allowedRoot}/sibling-link/new/dir:/x`, policy).message,
+      new RegExp(`${allowedRoot}-sibling/new/dir is not under an allowed host path`),
+    );
+    check(`-v ${allowedRoot}/new/dir:/x`, policy);
+  });
+
+  it('refuses a host path it cannot resolve, such as one through a dangling link', function () {
+    const error = forbidden(`-v ${allowedRoot}/dangling/sub:/x`, {
+      allowedBindMounts: [allowedRoot],
+    });
+    assert.match(error.message, /cannot be resolved/);
+  });
+
+  describe('paths the agent protects (its home, the Docker socket)', function () {
+    let home = '';
+    before(async function () {
+      home = join(allowedRoot, 'agent-home');
+      await mkdir(join(home, 'Work'), { recursive: true });
+      await symlink(home, join(allowedRoot, 'home-link'));
+    });
+
+    it('refuses a bind inside or holding one, though an allowed prefix covers it', function () {
+      const policy = { allowedBindMounts: [allowedRoot], protectedHostPaths: [home] };
+      for (const options of [
+        `-v ${home}/Work:/w`,
+        `-v ${home}:/h`,
+        `-v ${allowedRoot}:/r`,
+        `-v ${allowedRoot}/home-link/Work/other-step:/w`,
+        `-v ${allowedRoot}/root-link${home}/Work:/w`,
+        `--mount type=bind,source=${home}/Work,target=/w`,
+      ]) {
+        const error = forbidden(options, policy);
+        assert.equal(error.setting, 'allowedBindMounts');
+        assert.match(
+          error.message,
+          new RegExp(`(is inside|holds) ${home}, which the agent protects`),
+          options,
+        );
+      }
+      check(`-v ${allowedRoot}/elsewhere:/e`, policy);
+    });
+
+    it('resolves the protected paths too, and refuses the folder holding a socket', function () {
+      const socket = join(allowedRoot, 'run', 'docker.sock');
+      const policy = {
+        allowedBindMounts: [allowedRoot],
+        protectedHostPaths: [join(allowedRoot, 'home-link'), socket],
+      };
+      assert.match(forbidden(`-v ${home}/Work:/w`, policy).message, /which the agent protects/);
+      assert.match(forbidden(`-v ${socket}:/s`, policy).message, /which the agent protects/);
+      assert.match(
+        forbidden(`-v ${allowedRoot}/run:/s`, policy).message,
+        /which the agent protects/,
+      );
+    });
+
+    it('allows one when allowedBindMounts names it, or a folder inside it', function () {
+      const protectedHostPaths = [home];
+      check(`-v ${home}/Work/x:/w`, {
+        allowedBindMounts: [allowedRoot, `${home}/Work`],
+        protectedHostPaths,
+      });
+      check(`-v ${home}/Work:/w`, { allowedBindMounts: [home], protectedHostPaths });
+      check(`-v ${home}:/h`, { allowedBindMounts: [home], protectedHostPaths });
+      // Never a folder holding one: the step would get the whole home.
+      assert.match(
+        forbidden(`-v ${allowedRoot}:/r`, { allowedBindMounts: [allowedRoot], protectedHostPaths })
+          .message,
+        /holds .*, which the agent protects .*; mount a folder beside it instead/,
+      );
+      check(`-v ${allowedRoot}:/r`, { allowedBindMounts: [allowedRoot], protectedHostPaths: [] });
+    });
+  });
+
   it('refuses a bind of / unless / is allowed', function () {
     assert.equal(forbidden('-v /:/host').option, '-v /:/host');
     check('-v /:/host', { allowedBindMounts: ['/'] });
@@ -205,5 +323,66 @@ describe('container options: worker policy', function () {
       '--mount "type=volume,target=/x,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=/etc"';
     assert.equal(forbidden(options).setting, 'allowedBindMounts');
     check(options, { allowedBindMounts: ['/etc'] });
+  });
+
+  for (const o of ['rbind', 'bind,ro', 'ro,rbind', 'nosuid,bind,nodev']) {
+    it(`treats a local volume with o=${o} as a bind mount of its device`, function () {
+      const options = `--mount 'type=volume,target=/h,volume-opt=type=none,"volume-opt=o=${o}",volume-opt=device=/'`;
+      const error = forbidden(options, { allowedBindMounts: [allowedRoot] });
+      assert.equal(error.setting, 'allowedBindMounts');
+      assert.match(error.message, /\/ is the root, a system folder or the Docker socket/);
+      const inside = options.replace('device=/', `device=${allowedRoot}/root-link/etc/x`);
+      assert.match(forbidden(inside, { allowedBindMounts: [allowedRoot] }).message, /\/etc\/x is/);
+      check(options, { allowedBindMounts: ['/'] });
+    });
+  }
+
+  for (const options of [
+    '--mount type=volume,target=/d,volume-opt=type=ext4,volume-opt=device=/dev/sda1',
+    '--mount type=volume,target=/d,volume-opt=type=ext4,volume-opt=device=/dev/sda1,volume-opt=o=ro',
+    '--mount type=volume,target=/n,volume-opt=type=nfs,volume-opt=o=addr=10.0.0.1,volume-opt=device=:/export',
+    '--mount type=volume,target=/o,volume-opt=type=overlay,volume-opt=o=lowerdir=/etc,volume-opt=device=overlay',
+    // Not a bind for the kernel (the flag must be exact), so it is a file system mount.
+    '--mount type=volume,target=/d,volume-opt=type=none,volume-opt=o=Bind,volume-opt=device=/etc',
+  ]) {
+    it(`refuses a local volume that mounts a file system unless allowDevices: ${options}`, function () {
+      const error = forbidden(options);
+      assert.equal(error.setting, 'allowDevices');
+      assert.match(error.message, /makes the Docker engine mount .* on the worker, as root/);
+      assert.match(
+        error.message,
+        /allowDevices in the agent's configuration file, or --allow-devices/,
+      );
+      check(options, { allowDevices: true });
+    });
+  }
+
+  it('allows a local tmpfs volume, which mounts nothing of the host', function () {
+    check(
+      '--mount type=volume,target=/t,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=64m',
+    );
+  });
+
+  for (const options of [
+    '--mount type=volume,source=share,target=/x,volume-driver=netshare',
+    '--mount type=volume,target=/x,volume-driver=local-persist,volume-opt=mountpoint=/etc',
+    '--volume-driver nfs -v host/export:/m',
+    '--volume-driver nfs',
+  ]) {
+    it(`refuses a volume plugin unless allowDevices: ${options}`, function () {
+      const error = forbidden(options);
+      assert.equal(error.setting, 'allowDevices');
+      assert.match(
+        error.message,
+        /a volume plugin may mount any host path, device or network share/,
+      );
+      check(options, { allowDevices: true });
+    });
+  }
+
+  it('allows the local volume driver by name', function () {
+    check(
+      '--volume-driver local -v named:/n --mount type=volume,source=v,target=/v,volume-driver=local',
+    );
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -235,6 +235,29 @@ describe('container options: translation', function () {
       );
     });
 
+    it('sends the host path with symbolic links resolved, as checked', async function () {
+      await symlink(outside, join(work, 'link'));
+      await mkdir(join(outside, 'odd:name'));
+      await symlink(join(outside, 'odd:name'), join(work, 'odd-link'));
+      try {
+        const translated = translate(
+          '-v ./link/new/dir:/d:ro --mount type=bind,source=./link,target=/m',
+        );
+        assert.deepEqual(translated.hostConfig.Binds, [`${outside}/new/dir:/d:ro`]);
+        assert.equal(translated.hostConfig.Mounts?.[0]?.Source, outside);
+        assert.deepEqual(
+          translated.bindMounts.map((m) => m.hostPath),
+          [`${outside}/new/dir`, outside],
+        );
+        // In -v the engine would take the ':' of the resolved path for a separator.
+        assert.match(refusal('-v ./odd-link:/d'), /resolves to .*odd:name, whose ':'/);
+        translate('--mount type=bind,source=./odd-link,target=/d');
+      } finally {
+        await rm(join(work, 'link'));
+        await rm(join(work, 'odd-link'));
+      }
+    });
+
     it('refuses malformed -v', function () {
       assert.equal(
         refusal('-v /a::/b'),
@@ -279,6 +302,24 @@ describe('container options: translation', function () {
         '--mount "type=volume,target=/x,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=/etc"',
       );
       assert.equal(translated.bindMounts[0]?.hostPath, '/etc');
+      const rbind = translate(
+        `--mount 'type=volume,target=/h,volume-opt=type=none,"volume-opt=o=ro,rbind",volume-opt=device=${work}/../${work.split('/').pop() ?? ''}/new'`,
+      );
+      assert.deepEqual(
+        rbind.bindMounts.map(({ hostPath, containerPath }) => ({ hostPath, containerPath })),
+        [{ hostPath: `${work}/new`, containerPath: '/h' }],
+      );
+      assert.equal(
+        rbind.hostConfig.Mounts?.[0]?.VolumeOptions?.DriverConfig?.Options?.device,
+        `${work}/new`,
+        'the engine is sent the resolved device',
+      );
+      assert.match(
+        refusal(
+          '--mount type=volume,target=/x,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=etc',
+        ),
+        /needs an absolute host path as its device/,
+      );
     });
 
     it('says what is wrong with a --mount', function () {
@@ -487,6 +528,14 @@ describe('container options: translation', function () {
         '--cap-add net_admin --cap-add CAP_SYS_TIME --cap-add NET_ADMIN --cap-drop all',
       ).hostConfig;
       assert.deepEqual(host.CapAdd, ['CAP_NET_ADMIN', 'CAP_SYS_TIME']);
+      assert.deepEqual(host.CapDrop, ['ALL']);
+    });
+
+    it('trims blanks around capability names, as the docker client does', function () {
+      const host = translate(
+        "--cap-add ' sys_admin' --cap-add 'net_admin\t' --cap-drop ' all '",
+      ).hostConfig;
+      assert.deepEqual(host.CapAdd, ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN']);
       assert.deepEqual(host.CapDrop, ['ALL']);
     });
 

@@ -12,7 +12,7 @@ import {
   registryOf,
 } from '../../images/index.js';
 import { Flight, Subscriber } from '../../images/flight.js';
-import { checkGitUrl, remoteContext } from '../../images/git-source.js';
+import { checkGitUrl, normalizeGitSource, remoteContext } from '../../images/git-source.js';
 import { parseOsRelease } from '../../images/image-libc.js';
 import { PullProgress, Throttle } from '../../images/pull-progress.js';
 
@@ -172,6 +172,108 @@ describe('images: Git sources', function () {
       remoteContext({ ...source, context: './docker/' }, 'abc'),
       'git://h/r.git#abc:docker',
     );
+  });
+});
+
+describe('images: Git URLs the engine builds as Git', function () {
+  // moby's builder/remotecontext/urlutil: IsURL and IsGitURL, on the whole remote string.
+  const engineTakesAsGit = (remote: string): boolean =>
+    ((remote.startsWith('https://') || remote.startsWith('http://')) &&
+      /\.git(?:#.+)?$/.test(remote)) ||
+    ['git://', 'git@'].some((prefix) => remote.startsWith(prefix));
+  const refusal = (url: string): string => {
+    try {
+      checkGitUrl(url);
+    } catch (error) {
+      assert.ok(error instanceof CuttleError && error.code === 'image-build-failed', String(error));
+      return error.message;
+    }
+    assert.fail(`expected ${url} to be refused`);
+  };
+  const source = { dockerfile: 'Dockerfile', context: '.' };
+
+  for (const url of [
+    'https://h/o/r.git?private_token=t0ps3cret',
+    'https://h/o/R.GIT',
+    'HTTPS://h/o/r.git',
+    'GIT://h/o/r',
+    'ftp://h/o/r.git',
+    'github.com/o/r',
+    'https://h/o/r.git/',
+  ]) {
+    it(`refuses ${url}, which the engine would not build as Git`, function () {
+      const message = refusal(url);
+      assert.match(
+        message,
+        /use git:\/\/…, git@host:path, or an http\(s\) URL whose path ends in \.git/,
+      );
+      assert.doesNotMatch(message, /t0ps3cret/);
+    });
+  }
+
+  it('accepts the forms the engine takes as Git', function () {
+    for (const url of ['https://h/o/r.git', 'http://h/o/r.git', 'git://h/o/r', 'git@h:o/r.git']) {
+      checkGitUrl(url);
+      assert.ok(engineTakesAsGit(remoteContext({ ...source, url }, 'abc')), url);
+    }
+  });
+
+  it('drops the trailing slash of a .git path, which the engine would not take as Git', function () {
+    const normalized = normalizeGitSource({ ...source, url: 'https://h/o/r.git/' });
+    assert.equal(normalized.url, 'https://h/o/r.git');
+    assert.ok(engineTakesAsGit(remoteContext(normalized, 'abc')));
+  });
+
+  it('takes a fragment #ref[:folder] as the ref and the context', function () {
+    const cases: [string, string | undefined, string][] = [
+      ['https://h/o/r.git#main', 'main', '.'],
+      ['https://h/o/r.git#main:docker', 'main', 'docker'],
+      ['https://h/o/r.git#:docker/app', undefined, 'docker/app'],
+      ['https://h/o/r.git#', undefined, '.'],
+      ['git@h:o/r.git#v1.2', 'v1.2', '.'],
+    ];
+    for (const [url, ref, context] of cases) {
+      const normalized = normalizeGitSource({ ...source, url });
+      assert.equal(normalized.url, url.replace(/#.*$/, ''), url);
+      assert.equal(normalized.ref, ref, url);
+      assert.equal(normalized.context, context, url);
+      const remote = remoteContext(normalized, 'abc');
+      assert.equal(remote.split('#').length, 2, `one fragment in ${remote}`);
+      assert.ok(engineTakesAsGit(remote), remote);
+    }
+    assert.equal(
+      remoteContext(normalizeGitSource({ ...source, url: 'https://h/o/r.git#main:docker' }), 'abc'),
+      'https://h/o/r.git#abc:docker',
+    );
+    const same = normalizeGitSource({
+      ...source,
+      url: 'https://h/o/r.git#main:d',
+      ref: 'main',
+      context: './d/',
+    });
+    assert.equal(same.ref, 'main');
+  });
+
+  it('refuses a fragment that contradicts container.git.ref or .context', function () {
+    assert.throws(
+      () => normalizeGitSource({ ...source, url: 'https://h/o/r.git#main', ref: 'dev' }),
+      /the URL's fragment names the ref main, but container\.git\.ref is dev/,
+    );
+    assert.throws(
+      () => normalizeGitSource({ ...source, url: 'https://h/o/r.git#:docker', context: 'app' }),
+      /the URL's fragment names the folder docker, but container\.git\.context is app/,
+    );
+  });
+
+  it('treats the values of a query string as secrets, like the user info', function () {
+    const url = 'git://h/o/r.git?private_token=t0k%2Bn&user=ci';
+    assert.deepEqual(gitUrlSecrets(url), ['t0k%2Bn', 't0k+n', 'ci']);
+    assert.equal(redactGitUrl(url), 'git://h/o/r.git?private_token=********&user=********');
+    assert.equal(
+      redactGitUrl('https://u:p@h/o/r.git?t=x#main'),
+      'https://u:********@h/o/r.git?t=********#main',
+    );
+    assert.deepEqual(gitUrlSecrets('https://u:p@h/o/r.git?t=x#main'), ['p', 'x']);
   });
 });
 

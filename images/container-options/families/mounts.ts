@@ -9,6 +9,7 @@ import type {
   TranslatedOptions,
 } from '../container-settings.js';
 import { invalid, parsed, type Flags } from '../given-flags.js';
+import { resolveHostPath } from '../host-paths.js';
 import type { FlagOccurrence } from '../parse-flags.js';
 import { fromStepFolder } from '../step-files.js';
 import { parseBoolean, parseBytes } from '../units.js';
@@ -23,6 +24,14 @@ function bindMount(
   readOnly: boolean,
 ): BindMount {
   return { hostPath, containerPath, readOnly, option: occurrence.written };
+}
+
+/**
+ * The host path the engine is sent: resolved as the policy will check it (host-paths.ts). A path
+ * that cannot be resolved is sent as written, and the policy refuses it.
+ */
+function hostPathToMount(path: string): string {
+  return resolveHostPath(path) ?? posix.resolve(path);
 }
 
 /** The docker CLI's -v parser (compose's ParseVolume): source, target and options. */
@@ -71,6 +80,15 @@ function parseVolumeSpec(spec: string): {
   return volume;
 }
 
+/** The container path of a `-v` / HostConfig.Binds entry, or undefined when it cannot be parsed. */
+export function volumeTarget(spec: string): string | undefined {
+  try {
+    return parseVolumeSpec(spec).target;
+  } catch {
+    return undefined;
+  }
+}
+
 /** -v, --tmpfs, --read-only, --volumes-from, --volume-driver and --storage-opt. */
 export function translateVolumes(
   flags: Flags,
@@ -101,8 +119,15 @@ export function translateVolumes(
           `the host path ${hostPart} must be absolute (or start with ./, relative to the step's folder)`,
         );
       }
-      bind = `${hostPart}${spec.slice(colon)}`;
-      bindMounts.push(bindMount(occurrence, hostPart, volume.target, volume.readOnly));
+      const hostPath = hostPathToMount(hostPart);
+      if (hostPath.includes(':')) {
+        throw invalid(
+          occurrence,
+          `the host path ${hostPart} resolves to ${hostPath}, whose ':' the engine would take for a separator; use --mount type=bind,source=…`,
+        );
+      }
+      bind = `${hostPath}${spec.slice(colon)}`;
+      bindMounts.push(bindMount(occurrence, hostPath, volume.target, volume.readOnly));
     }
     binds.push(bind);
   }
@@ -267,6 +292,38 @@ function parseMount(value: string, ctx: OptionsContext): MountSpec {
   return mount;
 }
 
+/**
+ * What a `--mount type=volume` makes the engine mount from the host rather than a folder of its
+ * own: the local driver's `type`, `device` and `o` options are mount(2)'s arguments, run by dockerd
+ * as root. `bind`: a bind of the host path `device` (o has the exact flag `bind` or `rbind`, as
+ * moby's mount option table reads it). `filesystem`: any other mount of a device, image or network
+ * share. `plugin`: a volume driver other than `local`, which may mount anything from the volume's
+ * name or options. A tmpfs volume mounts nothing of the host.
+ */
+export type VolumeHostMount =
+  | { kind: 'bind'; device: string }
+  | { kind: 'filesystem'; type: string; device: string }
+  | { kind: 'plugin'; driver: string };
+
+export function volumeHostMount(mount: MountSpec): VolumeHostMount | undefined {
+  if (mount.Type !== 'volume') return undefined;
+  const driver = mount.VolumeOptions?.DriverConfig?.Name ?? '';
+  if (!isLocalVolumeDriver(driver)) return { kind: 'plugin', driver };
+  const { type, device, o } = mount.VolumeOptions?.DriverConfig?.Options ?? {};
+  if (type === undefined && device === undefined && o === undefined) return undefined;
+  const flags = (o ?? '').split(',');
+  if (device !== undefined && (flags.includes('bind') || flags.includes('rbind'))) {
+    return { kind: 'bind', device };
+  }
+  if (type === 'tmpfs') return undefined;
+  return { kind: 'filesystem', type: type ?? '', device: device ?? '' };
+}
+
+/** The engine's own driver; unset means the daemon's default, `local`. */
+export function isLocalVolumeDriver(driver: string): boolean {
+  return driver === '' || driver === 'local';
+}
+
 export function translateMounts(
   flags: Flags,
   { hostConfig, bindMounts }: TranslatedOptions,
@@ -285,17 +342,21 @@ export function translateMounts(
           `a bind mount needs an absolute source path (or one starting with ./, relative to the step's folder)`,
         );
       }
-      bindMounts.push(bindMount(occurrence, source, mount.Target, readOnly));
+      mount.Source = hostPathToMount(source);
+      bindMounts.push(bindMount(occurrence, mount.Source, mount.Target, readOnly));
     }
-    // A local volume with `o=bind` and a device is a bind mount of that host path in disguise.
     const driverOptions = mount.VolumeOptions?.DriverConfig?.Options;
-    const device = driverOptions?.device;
-    if (
-      mount.Type === 'volume' &&
-      device !== undefined &&
-      /\bbind\b/.test(driverOptions?.o ?? '')
-    ) {
-      bindMounts.push(bindMount(occurrence, device, mount.Target, readOnly));
+    const host = volumeHostMount(mount);
+    if (host?.kind === 'bind' && driverOptions !== undefined) {
+      // dockerd would take a relative device from its own working directory.
+      if (!posix.isAbsolute(host.device)) {
+        throw invalid(
+          occurrence,
+          `a local volume that binds a host folder (o=bind or rbind) needs an absolute host path as its device, not ${host.device}`,
+        );
+      }
+      driverOptions.device = hostPathToMount(host.device);
+      bindMounts.push(bindMount(occurrence, driverOptions.device, mount.Target, readOnly));
     }
   }
   if (mounts.length > 0) hostConfig.Mounts = mounts;

@@ -3,12 +3,16 @@
 import type { OptionsContext, TranslatedOptions } from '../container-settings.js';
 import { invalid, type Flags } from '../given-flags.js';
 import { describeError, readStepFile } from '../step-files.js';
+import { trimSpace } from '../value-syntax.js';
 
-/** The client's normalizeCapabilities: upper case, `CAP_` prefix (but `ALL`), no duplicates, sorted. */
+/**
+ * The client's normalizeCapabilities: blanks trimmed, upper case, `CAP_` prefix (but `ALL`), no
+ * duplicates, sorted.
+ */
 export function normalizeCapabilities(caps: string[]): string[] {
   const normalized = new Set<string>();
   for (const cap of caps) {
-    const upper = cap.toUpperCase();
+    const upper = trimSpace(cap).toUpperCase();
     normalized.add(upper === 'ALL' || upper.startsWith('CAP_') ? upper : `CAP_${upper}`);
   }
   return [...normalized].sort();

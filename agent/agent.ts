@@ -595,6 +595,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         allowUnconfined: this.config.allowUnconfined,
         allowedBindMounts: this.config.allowedBindMounts,
         allowVolumesFrom: this.config.allowVolumesFrom,
+        // A step that mounted these could read other steps' variables or drive the engine.
+        protectedHostPaths: [this.home.root, ...this.#docker.socketPaths],
       },
       packages: { cache: this.#packages, fetch: (sha256, size) => this.#blobs.fetch(sha256, size) },
       logger: this.#logger,

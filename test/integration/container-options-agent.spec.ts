@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import {
@@ -85,6 +86,29 @@ describe('container options through the agent', function () {
       );
       assert.match(result.error?.message ?? '', /--allow-|allow[A-Z]/, options);
       assert.ok(!streamLines(handle, 'stdout').includes('must not run'));
+    }
+  });
+
+  it("refuses the agent's own home even under an allowed prefix", async () => {
+    // Every temp folder allowed: the agent's home (a temp folder too) is still not a step's.
+    const wide = await AgentEnv.start({ agent: { allowedBindMounts: [tmpdir()] } });
+    try {
+      const home = wide.agent.home.root;
+      for (const options of [`-v ${home}/Work:/work`, `-v ${home}:/home`]) {
+        const { handle, result } = await wide.run({
+          ...demoTask(uniqueTaskId('protected'), 'echo must not run'),
+          variables: [{ name: OPTIONS, value: options }],
+        });
+        assert.equal(result.error?.code, 'options-forbidden', `${options}: ${result.outcome}`);
+        assert.ok(!streamLines(handle, 'stdout').includes('must not run'));
+      }
+      const allowed = await wide.run({
+        ...demoTask(uniqueTaskId('allowed'), 'cat /shared/input.txt'),
+        variables: [{ name: OPTIONS, value: `-v ${shared}:/shared:ro` }],
+      });
+      assert.equal(allowed.result.outcome, 'success', JSON.stringify(allowed.result));
+    } finally {
+      await wide.dispose();
     }
   });
 

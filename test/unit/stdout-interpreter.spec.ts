@@ -23,7 +23,12 @@ describe('StdoutInterpreter', () => {
     const log = new TaskLog(async (body) => {
       events.push(body);
     }, masker);
-    const interpreter = new StdoutInterpreter(log, masker, () => undefined, async () => undefined);
+    const interpreter = new StdoutInterpreter(
+      log,
+      masker,
+      () => undefined,
+      async () => undefined,
+    );
     // Attribute values are base64, as Calamari writes them: QW5zd2Vy is Answer, NDI= is 42.
     const text = "# step 1\nfirst\n##octopus[setVariable name='QW5zd2Vy' value='NDI=']\nlast";
     await interpreter.text(text, text.length + 1);
@@ -42,7 +47,12 @@ describe('StdoutInterpreter', () => {
     const log = new TaskLog(async (body) => {
       events.push(body);
     }, masker);
-    const interpreter = new StdoutInterpreter(log, masker, () => undefined, async () => undefined);
+    const interpreter = new StdoutInterpreter(
+      log,
+      masker,
+      () => undefined,
+      async () => undefined,
+    );
     await log.partial('stderr', 'info', 'start of a long line', 20);
     // QW5zd2Vy is Answer, NDI= is 42, aGFsZg== is half.
     const lines = [

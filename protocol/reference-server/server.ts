@@ -561,6 +561,10 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
       case 'rejected': {
         const record = this.#known(session, message.taskId);
         if (record === undefined) return;
+        if (message.type === 'rejected' && message.code === 'draining') {
+          this.#onDrainingRejection(session, record);
+          return;
+        }
         record.answer(message);
         if (record.status === 'pushed') {
           record.setStatus(message.type);
@@ -659,9 +663,25 @@ export class ReferenceServer extends EventEmitter<ServerEvents> {
     });
   }
 
+  /**
+   * A draining agent's `rejected`: no failure of the task, which waits for another agent, and no
+   * more tasks for that one (docs/protocol.md, open point 8).
+   */
+  #onDrainingRejection(session: AgentSession, record: TaskRecord): void {
+    if (session.agentId !== undefined) this.#draining.add(session.agentId);
+    if (record.status !== 'pushed') return;
+    record.agentId = undefined;
+    record.setStatus('pending');
+    this.#queue.unshift(record.taskId);
+    this.#persist(record);
+    this.#pump();
+  }
+
   #onDrained(session: AgentSession): void {
     const agentId = session.agentId;
     if (agentId === undefined) return;
+    // Also when not asked (a SIGTERM, or again after a reconnect): it takes no new task.
+    this.#draining.add(agentId);
     for (let i = this.#drainWaiters.length - 1; i >= 0; i--) {
       const waiter = this.#drainWaiters[i];
       if (waiter === undefined) continue;

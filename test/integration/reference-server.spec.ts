@@ -210,10 +210,35 @@ describe('ReferenceServer (against a raw ws fake agent)', function () {
 
       const live = server.submit(task('T-2'));
       assert.equal((await agent.next('task')).taskId, 'T-2');
-      await agent.sendMessage({ type: 'rejected', taskId: 'T-2', code: 'draining', message: 'no' });
+      await agent.sendMessage({
+        type: 'rejected',
+        taskId: 'T-2',
+        code: 'invalid-task',
+        message: 'no',
+      });
       const answer = await live.accepted;
       assert.equal(answer.type, 'rejected');
       assert.equal(live.status, 'rejected');
+    });
+
+    it('gives a task a draining agent rejected to another agent, and the draining one no more', async () => {
+      const { agent: draining } = await joinAgent();
+      const first = server.submit(task('T-1'));
+      assert.equal((await draining.next('task')).taskId, 'T-1');
+      await draining.sendMessage({
+        type: 'rejected',
+        taskId: 'T-1',
+        code: 'draining',
+        message: 'no',
+      });
+      await eventually(() => first.status === 'pending', 'the task to wait again');
+      const second = server.submit(task('T-2'));
+      const { agent: other } = await joinAgent(makeHello({ id: 'other-agent' }));
+      const pushed = [(await other.next('task')).taskId, (await other.next('task')).taskId];
+      assert.deepEqual(pushed.sort(), ['T-1', 'T-2']);
+      await other.sendMessage({ type: 'accepted', taskId: 'T-1' });
+      assert.deepEqual(await first.accepted, { type: 'accepted', taskId: 'T-1' });
+      assert.equal(second.status, 'pushed');
     });
 
     it('validates submitted tasks and refuses duplicates', () => {

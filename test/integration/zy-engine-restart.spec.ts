@@ -83,6 +83,13 @@ describe('agent end to end: the engine stopped and started again', function () {
     if (process.getuid?.() !== 0 || dockerdPid() === undefined || systemdManaged) this.skip();
   });
 
+  /** Stops the engine and waits for its process to be gone (up to 30 s). */
+  async function stopDockerd(): Promise<void> {
+    stopping = dockerdPid();
+    process.kill(stopping ?? 0, 'SIGTERM');
+    for (let i = 0; i < 150 && stopping !== undefined && isAlive(stopping); i++) await delay(200);
+  }
+
   after(async () => {
     // Whatever happened, leave an engine running for what follows (once a stopping one is gone).
     for (let i = 0; i < 100 && stopping !== undefined && isAlive(stopping); i++) await delay(200);
@@ -145,10 +152,7 @@ describe('agent end to end: the engine stopped and started again', function () {
       extraBinds: [],
       env: [],
     });
-    stopping = dockerdPid();
-    process.kill(stopping ?? 0, 'SIGTERM');
-    await waitEngine(docker, false, 30_000);
-    for (let i = 0; i < 150 && stopping !== undefined && isAlive(stopping); i++) await delay(200);
+    await stopDockerd();
     const server = new ReferenceServer({ token: TEST_TOKEN, dataDir });
     await server.listen();
     // `--home` given again: the last one counts.
@@ -183,9 +187,7 @@ describe('agent end to end: the engine stopped and started again', function () {
 
   it('follows a step again after an engine restart with live-restore', async () => {
     const restart = async (args: string[]): Promise<void> => {
-      stopping = dockerdPid();
-      process.kill(stopping ?? 0, 'SIGTERM');
-      for (let i = 0; i < 150 && stopping !== undefined && isAlive(stopping); i++) await delay(200);
+      await stopDockerd();
       startDockerd(args);
       await waitEngine(docker, true, 60_000);
     };

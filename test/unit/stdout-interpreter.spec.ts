@@ -5,6 +5,26 @@ import { TaskLog } from '../../agent/task-log.js';
 import type { JournalInput } from '../../workspace/index.js';
 import { logLines } from '../support/log-lines.js';
 
+/** An interpreter writing through a TaskLog whose events the test reads. */
+function interpreterOnLog(): {
+  events: JournalInput[];
+  log: TaskLog;
+  interpreter: StdoutInterpreter;
+} {
+  const events: JournalInput[] = [];
+  const masker = new Masker();
+  const log = new TaskLog(async (body) => {
+    events.push(body);
+  }, masker);
+  const interpreter = new StdoutInterpreter(
+    log,
+    masker,
+    () => undefined,
+    async () => undefined,
+  );
+  return { events, log, interpreter };
+}
+
 describe('StdoutInterpreter', () => {
   it('finds a line that starts a service message, wherever the first # is', () => {
     assert.equal(holdsServiceMessage('plain\nlines'), false);
@@ -18,17 +38,7 @@ describe('StdoutInterpreter', () => {
   });
 
   it('acts on a service message in whole text after other lines with a #', async () => {
-    const events: JournalInput[] = [];
-    const masker = new Masker();
-    const log = new TaskLog(async (body) => {
-      events.push(body);
-    }, masker);
-    const interpreter = new StdoutInterpreter(
-      log,
-      masker,
-      () => undefined,
-      async () => undefined,
-    );
+    const { events, interpreter } = interpreterOnLog();
     // Attribute values are base64, as Calamari writes them: QW5zd2Vy is Answer, NDI= is 42.
     const text = "# step 1\nfirst\n##octopus[setVariable name='QW5zd2Vy' value='NDI=']\nlast";
     await interpreter.text(text, text.length + 1);
@@ -42,17 +52,7 @@ describe('StdoutInterpreter', () => {
   });
 
   it("keeps its variables and progress out of a long stderr line's pieces", async () => {
-    const events: JournalInput[] = [];
-    const masker = new Masker();
-    const log = new TaskLog(async (body) => {
-      events.push(body);
-    }, masker);
-    const interpreter = new StdoutInterpreter(
-      log,
-      masker,
-      () => undefined,
-      async () => undefined,
-    );
+    const { events, log, interpreter } = interpreterOnLog();
     await log.partial('stderr', 'info', 'start of a long line', 20);
     // QW5zd2Vy is Answer, NDI= is 42, aGFsZg== is half.
     const lines = [

@@ -51,6 +51,8 @@ export class TaskLog {
   #lineOpen = false;
   /** The level of the line left open, for its last piece should its stream send no more. */
   #openLevel: LogLevel = 'info';
+  /** Where the open line's pieces sent so far end in its stream's output file. */
+  #openEnd = 0;
 
   constructor(append: AppendEvent, masker: Masker) {
     this.#append = append;
@@ -63,10 +65,11 @@ export class TaskLog {
   }
 
   /** A restarted agent resumes in the middle of a long line of `stream`. */
-  resumeOpenLine(stream: OutputStream, level: LogLevel): void {
+  resumeOpenLine(stream: OutputStream, level: LogLevel, end: number): void {
     this.#holder = stream;
     this.#lineOpen = true;
     this.#openLevel = level;
+    this.#openEnd = end;
   }
 
   /**
@@ -75,14 +78,19 @@ export class TaskLog {
    * the log is free again. Without it, every later writer (the agent's own lines about the failure)
    * would wait for that stream for good.
    */
-  async endOpenLine(): Promise<void> {
+  async endOpenLine(only?: OutputStream): Promise<void> {
     const stream = this.#holder;
     if (!this.#lineOpen || stream === undefined || stream === 'system') return;
+    if (only !== undefined && stream !== only) return;
     const last = this.#masker.mask(this.#carry);
     this.#carry = '';
     this.#lineOpen = false;
     try {
-      await this.#append({ kind: 'log', stream, level: this.#openLevel, lines: [last] });
+      // Its checkpoint says the line is closed, so a restart does not wait for its end again.
+      await this.#append(
+        { kind: 'log', stream, level: this.#openLevel, lines: [last] },
+        { stream, end: this.#openEnd, open: false },
+      );
     } finally {
       this.#releaseUnlessPartial(false);
     }
@@ -151,6 +159,7 @@ export class TaskLog {
     if (cut > 0) {
       const parts = splitUtf8(this.#masker.mask(text.slice(0, cut)), MAX_LOG_LINE_BYTES);
       const reached = end - Buffer.byteLength(this.#carry);
+      this.#openEnd = reached;
       for (const [index, part] of parts.entries()) {
         const advance =
           index === parts.length - 1 ? { stream, end: reached, open: true } : undefined;

@@ -167,6 +167,9 @@ export class TaskRun {
     this.#runInfo = info;
     this.#restore(checkpoint);
     if (info.ended !== undefined) {
+      // The step ended and its output was read: a line still open (a journal of an agent before
+      // this one) ends now, not after output that will never come.
+      await this.#log.endOpenLine();
       await this.#log.system(
         'warning',
         'the agent restarted while it cleaned up after this step; it finishes the cleanup and reports the outcome it had recorded',
@@ -603,9 +606,11 @@ export class TaskRun {
       this.#restored,
     );
     this.#interpreter = interpreter;
+    // A stream read to its end ends a line it left open (a restart can leave one whose end never
+    // comes); else the other stream would wait for it for good.
     const reading = Promise.all([
-      stdout.run(interpreter),
-      stderr.run(this.#log.sink('stderr', 'info')),
+      stdout.run(interpreter).then(() => this.#log.endOpenLine('stdout')),
+      stderr.run(this.#log.sink('stderr', 'info')).then(() => this.#log.endOpenLine('stderr')),
     ]);
     let exitCode: number;
     try {
@@ -867,9 +872,11 @@ export class TaskRun {
   }
 
   #checkpoint(): OutputCheckpoint | undefined {
-    if (this.#interpreter === undefined) return undefined;
+    // Before the output is read, a resumed step still has its restored state to carry on.
+    const state = this.#interpreter ?? this.#restored;
+    if (state === undefined) return undefined;
     const { out, err, open } = this.#output;
-    const { level, artifacts } = this.#interpreter;
+    const { level, artifacts } = state;
     return {
       out,
       err,
@@ -888,7 +895,8 @@ export class TaskRun {
     if (checkpoint.open !== undefined) {
       // stderr is always read at `info`; stdout at the level its service messages last set.
       const level = checkpoint.open === 'stdout' ? this.#restored.level : 'info';
-      this.#log.resumeOpenLine(checkpoint.open, level);
+      const end = checkpoint.open === 'stdout' ? checkpoint.out : checkpoint.err;
+      this.#log.resumeOpenLine(checkpoint.open, level, end);
     }
   }
 }

@@ -643,8 +643,12 @@ function holdsSecrets(task: Task): boolean {
  * images layer takes the user as a secret too (a token alone is often given as the user). The
  * greedy match ends at the authority's last '@', so a password with a raw '@' goes as well.
  */
+/**
+ * The URL without what may be credentials: its user information, and its query string (a token
+ * such as `?private_token=…`); the rest still says what was built.
+ */
 function withoutUserinfo(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1').replace(/\?[^#]*/, '');
 }
 
 function safeJson(text: string): unknown {

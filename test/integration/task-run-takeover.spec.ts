@@ -64,6 +64,10 @@ describe('taking a step over after a restart, at moments too short for a real ki
     root = await makeTempDir('takeover');
     home = await AgentHome.open(root);
   });
+  const journals: TaskJournal[] = [];
+  afterEach(async () => {
+    for (const journal of journals.splice(0)) await journal.close();
+  });
   after(async () => {
     await sweepContainers(docker, home.agentId);
     await rm(root, { recursive: true, force: true });
@@ -78,6 +82,7 @@ describe('taking a step over after a restart, at moments too short for a real ki
       container: { image: DEMO_IMAGE, pullPolicy: 'never' },
     });
     const journal = await TaskJournal.create(home.journalDir, task);
+    journals.push(journal);
     const workFolder = join(home.workDir, task.taskId);
     const files = stepOutputFiles(workFolder);
     await mkdir(join(files.stdout, '..'), { recursive: true });
@@ -183,6 +188,55 @@ describe('taking a step over after a restart, at moments too short for a real ki
     );
     const result = events.at(-1);
     assert.equal(result?.kind === 'result' ? result.outcome : result?.kind, 'success');
+  });
+
+  it('ends a long line whose stream wrote nothing more, and reads the other stream', async () => {
+    const start = 'a'.repeat(150_000);
+    // The line's first piece reached the end of the file; after the restart only stderr writes.
+    const s = await stage(start);
+    await writeFile(stepOutputFiles(s.workFolder).stderr, 'an error line\n');
+    const checkpoint: OutputCheckpoint = { out: start.length, err: 0, open: 'stdout' };
+    await s.journal.append(
+      { kind: 'log', stream: 'stdout', level: 'info', lines: [start], partial: true },
+      () => checkpoint,
+    );
+    await resume(s, runInfo(s, await container(s, 'true')), checkpoint);
+    const events = await eventsAfter(s.journal, 1);
+    assert.deepEqual(
+      events[0]?.kind === 'log' && [events[0].stream, events[0].lines, events[0].partial],
+      ['stdout', [''], undefined],
+    );
+    assert.ok(events.some((e) => e.kind === 'log' && e.lines.includes('an error line')));
+    const result = events.at(-1);
+    assert.equal(result?.kind === 'result' ? result.outcome : result?.kind, 'success');
+  });
+
+  it('records a line it ended as closed, and reports a recorded outcome with a line left open', async () => {
+    const start = 'a'.repeat(150_000);
+    const checkpoint: OutputCheckpoint = { out: start.length, err: 0, open: 'stdout' };
+    // A takeover that finds no container ends the open line; its checkpoint must say so, or a
+    // restart during its cleanup would wait for the line's end again.
+    const s = await stage(start);
+    await s.journal.append(
+      { kind: 'log', stream: 'stdout', level: 'info', lines: [start], partial: true },
+      () => checkpoint,
+    );
+    const gone = await container(s, 'true');
+    await docker.remove(gone);
+    await resume(s, runInfo(s, gone), checkpoint);
+    assert.deepEqual(s.journal.checkpoint, { out: start.length, err: 0 });
+    // A journal left open with the outcome recorded (an agent before this one): reported.
+    const t = await stage(start);
+    await t.journal.append(
+      { kind: 'log', stream: 'stdout', level: 'info', lines: [start], partial: true },
+      () => checkpoint,
+    );
+    await resume(t, runInfo(t, gone, { ended: { outcome: 'failure', exitCode: 3 } }), checkpoint);
+    const result = (await eventsAfter(t.journal, 1)).at(-1);
+    assert.deepEqual(result?.kind === 'result' ? [result.outcome, result.exitCode] : result, [
+      'failure',
+      3,
+    ]);
   });
 
   it('does not report again an artifact reported before the restart', async () => {

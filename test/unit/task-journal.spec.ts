@@ -349,13 +349,15 @@ describe('TaskJournal', () => {
     await journal.close();
   });
 
-  it("takes all of the Git URL's user information, and leaves a URL without it as it is", async () => {
+  it("takes all of the Git URL's user information and its query, and leaves the rest as it is", async () => {
     const cases: [string, string][] = [
       ['https://ghp_0nly@github.com/o/r.git', 'https://github.com/o/r.git'],
       ['https://u:p@ss@host.example/r', 'https://host.example/r'],
       ['ssh://git:pw@host.example:2222/r.git', 'ssh://host.example:2222/r.git'],
       ['git@github.com:o/r.git', 'git@github.com:o/r.git'],
-      ['https://host.example/r?who=a@b#c@d', 'https://host.example/r?who=a@b#c@d'],
+      ['https://host.example/r?who=a@b#c@d', 'https://host.example/r#c@d'],
+      ['https://host.example/r.git?private_token=t0ken', 'https://host.example/r.git'],
+      ['https://host.example/r.git#main:dir', 'https://host.example/r.git#main:dir'],
     ];
     for (const [index, [url, expected]] of cases.entries()) {
       const journal = await TaskJournal.create(dir, {

@@ -53,6 +53,19 @@ async function eventsAfter(journal: TaskJournal, afterSeq: number): Promise<Task
   return events;
 }
 
+/**
+ * Before the kill: the first piece of a long stdout line, `start`, was journalled with a checkpoint
+ * saying the line is open; returns that checkpoint.
+ */
+async function journalOpenLine(s: Stage, start: string): Promise<OutputCheckpoint> {
+  const checkpoint: OutputCheckpoint = { out: start.length, err: 0, open: 'stdout' };
+  await s.journal.append(
+    { kind: 'log', stream: 'stdout', level: 'info', lines: [start], partial: true },
+    () => checkpoint,
+  );
+  return checkpoint;
+}
+
 describe('taking a step over after a restart, at moments too short for a real kill', function () {
   this.timeout(60_000);
   const docker = DockerClient.connect();
@@ -166,11 +179,7 @@ describe('taking a step over after a restart, at moments too short for a real ki
     const start = 'a'.repeat(150_000);
     const s = await stage(`${start}${'b'.repeat(50_000)} end\nnext\n`);
     // Before the kill: the line's first piece was journalled, and the checkpoint says it is open.
-    const checkpoint: OutputCheckpoint = { out: start.length, err: 0, open: 'stdout' };
-    await s.journal.append(
-      { kind: 'log', stream: 'stdout', level: 'info', lines: [start], partial: true },
-      () => checkpoint,
-    );
+    const checkpoint = await journalOpenLine(s, start);
     await resume(s, runInfo(s, await container(s, 'true')), checkpoint);
 
     const events = await eventsAfter(s.journal, 1);
@@ -195,11 +204,7 @@ describe('taking a step over after a restart, at moments too short for a real ki
     // The line's first piece reached the end of the file; after the restart only stderr writes.
     const s = await stage(start);
     await writeFile(stepOutputFiles(s.workFolder).stderr, 'an error line\n');
-    const checkpoint: OutputCheckpoint = { out: start.length, err: 0, open: 'stdout' };
-    await s.journal.append(
-      { kind: 'log', stream: 'stdout', level: 'info', lines: [start], partial: true },
-      () => checkpoint,
-    );
+    const checkpoint = await journalOpenLine(s, start);
     await resume(s, runInfo(s, await container(s, 'true')), checkpoint);
     const events = await eventsAfter(s.journal, 1);
     assert.deepEqual(
@@ -213,24 +218,17 @@ describe('taking a step over after a restart, at moments too short for a real ki
 
   it('records a line it ended as closed, and reports a recorded outcome with a line left open', async () => {
     const start = 'a'.repeat(150_000);
-    const checkpoint: OutputCheckpoint = { out: start.length, err: 0, open: 'stdout' };
     // A takeover that finds no container ends the open line; its checkpoint must say so, or a
     // restart during its cleanup would wait for the line's end again.
     const s = await stage(start);
-    await s.journal.append(
-      { kind: 'log', stream: 'stdout', level: 'info', lines: [start], partial: true },
-      () => checkpoint,
-    );
+    const checkpoint = await journalOpenLine(s, start);
     const gone = await container(s, 'true');
     await docker.remove(gone);
     await resume(s, runInfo(s, gone), checkpoint);
     assert.deepEqual(s.journal.checkpoint, { out: start.length, err: 0 });
     // A journal left open with the outcome recorded (an agent before this one): reported.
     const t = await stage(start);
-    await t.journal.append(
-      { kind: 'log', stream: 'stdout', level: 'info', lines: [start], partial: true },
-      () => checkpoint,
-    );
+    await journalOpenLine(t, start);
     await resume(t, runInfo(t, gone, { ended: { outcome: 'failure', exitCode: 3 } }), checkpoint);
     const result = (await eventsAfter(t.journal, 1)).at(-1);
     assert.deepEqual(result?.kind === 'result' ? [result.outcome, result.exitCode] : result, [

@@ -297,30 +297,21 @@ export class TaskJournal {
     // The agent forgets a finished task's secrets right after its result, unless it was killed in
     // between; done here so that nothing depends on it.
     let kept = task;
-    if (finished && holdsSecrets(task)) {
-      kept = withoutSecrets(task);
-      await writeAtomically(join(dir, TASK_FILE), JSON.stringify(kept)).catch((error: unknown) =>
-        onWarning(
-          new WorkspaceError(
-            `cannot remove the secrets of finished task ${task.taskId} from its task file (tried again at the next start): ${describe(error)}`,
-            dir,
-            { cause: error },
-          ),
-        ),
-      );
-    }
-    const masksPath = join(dir, MASKS_FILE);
-    const masks = finished ? [] : await readMasks(masksPath);
+    let masks: string[] = [];
     if (finished) {
-      await rm(masksPath, { force: true }).catch((error: unknown) =>
-        onWarning(
-          new WorkspaceError(
-            `cannot remove the masked values of finished task ${task.taskId} (tried again at the next start): ${describe(error)}`,
-            dir,
-            { cause: error },
+      kept = withoutSecrets(task);
+      await forgetSecretsOnDisk(dir, holdsSecrets(task) ? kept : undefined).catch(
+        (error: unknown) =>
+          onWarning(
+            new WorkspaceError(
+              `cannot remove the secrets of finished task ${task.taskId} from its journal (tried again at the next start): ${describe(error)}`,
+              dir,
+              { cause: error },
+            ),
           ),
-        ),
       );
+    } else {
+      masks = await readMasks(join(dir, MASKS_FILE));
     }
     const handle = await open(path, EVENTS_OPEN_FLAGS, 0o600);
     const journal = new TaskJournal(dir, kept, handle, offsets, finished);
@@ -547,9 +538,8 @@ export class TaskJournal {
   forgetVariables(): Promise<void> {
     return this.#serialize(async () => {
       this.#task = withoutSecrets(this.#task);
-      await writeAtomically(join(this.dir, TASK_FILE), JSON.stringify(this.#task));
       this.#masks = [];
-      await rm(join(this.dir, MASKS_FILE), { force: true });
+      await forgetSecretsOnDisk(this.dir, this.#task);
     });
   }
 
@@ -615,6 +605,15 @@ function encodeEvent(event: TaskEvent): { bytes: Buffer; lineBytes: number } {
 }
 
 /** The task without its secrets: variables, the feed, the Git URL's credentials. */
+/**
+ * What is left on disk once the step ended: the task file rewritten as `task` (when given: one
+ * already without secrets need not be), and no masks file.
+ */
+async function forgetSecretsOnDisk(dir: string, task: Task | undefined): Promise<void> {
+  if (task !== undefined) await writeAtomically(join(dir, TASK_FILE), JSON.stringify(task));
+  await rm(join(dir, MASKS_FILE), { force: true });
+}
+
 function withoutSecrets(task: Task): Task {
   if (task.container === undefined) return { ...task, variables: [] };
   const { feed: _feed, ...container } = task.container;
@@ -625,7 +624,7 @@ function withoutSecrets(task: Task): Task {
     container:
       git === undefined
         ? container
-        : { ...container, git: { ...git, url: withoutUserinfo(git.url) } },
+        : { ...container, git: { ...git, url: withoutCredentials(git.url) } },
   };
 }
 
@@ -634,7 +633,7 @@ function holdsSecrets(task: Task): boolean {
   return (
     variables.length > 0 ||
     container?.feed !== undefined ||
-    (container?.git !== undefined && withoutUserinfo(container.git.url) !== container.git.url)
+    (container?.git !== undefined && withoutCredentials(container.git.url) !== container.git.url)
   );
 }
 
@@ -647,7 +646,7 @@ function holdsSecrets(task: Task): boolean {
  * The URL without what may be credentials: its user information, and its query string (a token
  * such as `?private_token=…`); the rest still says what was built.
  */
-function withoutUserinfo(url: string): string {
+function withoutCredentials(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1').replace(/\?[^#]*/, '');
 }
 

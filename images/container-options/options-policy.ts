@@ -155,7 +155,6 @@ function isAllowed(path: string, allowed: string[]): boolean {
  * option a newer engine learns is refused rather than let through.
  */
 function unconfinement(opt: string): string | undefined {
-  if (opt === 'no-new-privileges') return undefined;
   // The engine's split: at the first `=`, else at the first `:` (the old separator).
   const [key, value = ''] = opt.includes('=') ? splitKeyValue(opt) : splitKeyValue(opt, ':');
   switch (key) {
